@@ -1,0 +1,5 @@
+import sys
+
+from fem.cli import main
+
+sys.exit(main())

@@ -1,0 +1,253 @@
+"""Case files: TOML -> validated, resolved :class:`Case`.
+
+Every key has a default except the specimen's source. Errors name the file, the
+dotted key and what was expected. Units: mm, MPa; strains are plain fractions.
+
+Example::
+
+    [specimen]
+    image = "bone.nii.gz"      # or [specimen.synthetic]
+    threshold = 0.5
+
+    [material]
+    modulus = 10000.0          # MPa
+    poisson = 0.3
+
+    [load]
+    test = "uniaxial"          # or "axial"
+    strain = -0.01
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fem.errors import CaseError
+
+
+def _f(default, doc, **rules):
+    """A case field: default, one-line doc (with units) and validation rules."""
+    kw = {"default_factory": default} if callable(default) else {"default": default}
+    return field(metadata={"doc": doc, **rules}, **kw)
+
+
+@dataclass
+class Synthetic:
+    """Seeded synthetic trabecular-like cube (see fem.specimen.synthetic)."""
+
+    size: float = _f(2.4, "cube edge, mm", gt=0)
+    voxel_size: float = _f(0.03, "voxel edge, mm", gt=0)
+    bv_tv: float = _f(0.15, "target bone volume fraction", gt=0, lt=1)
+    spacing: float = _f(0.6, "mean distance between trabeculae (1/Tb.N), mm", gt=0)
+    anisotropy: float = _f(2.0, "correlation length along z / across (>= 1 gives vertical trabeculae)", gt=0)
+    seed: int = _f(0, "random seed", ge=0)
+
+
+@dataclass
+class Specimen:
+    image: str | None = _f(None, "bone image (.npy, .npz, .nii, .nii.gz), relative to the case file")
+    voxel_size: float | list[float] | None = _f(
+        None, "voxel edge in mm: one value or [dx, dy, dz]; required for .npy/.npz, overrides NIfTI", gt=0)
+    threshold: float | None = _f(None, "grey level: voxels >= threshold are bone; none = nonzero is bone")
+    synthetic: Synthetic | None = _f(None, "generate the specimen instead of reading an image")
+
+
+@dataclass
+class Material:
+    modulus: float = _f(10000.0, "tissue Young's modulus, MPa (micro-FE practice; ANCHORS.md)", gt=0)
+    poisson: float = _f(0.3, "tissue Poisson ratio", gt=-1, lt=0.5)
+
+
+@dataclass
+class Load:
+    test: str = _f("uniaxial", "load case along z", choices=("uniaxial", "axial"))
+    strain: float = _f(-0.01, "applied apparent strain along z (negative = compression)",
+                       gt=-0.5, lt=0.5, nonzero=True)
+
+
+@dataclass
+class Solver:
+    rtol: float = _f(1e-8, "relative residual tolerance of CG", gt=0, lt=1)
+    max_iterations: int = _f(5000, "CG iteration limit; reaching it is an error", gt=0)
+
+
+@dataclass
+class Pistoia:
+    critical_volume: float = _f(2.0, "percent of bone volume allowed above the critical strain", gt=0, lt=100)
+    critical_strain: float = _f(0.007, "critical effective strain (Pistoia et al. 2002)", gt=0)
+
+
+@dataclass
+class Output:
+    fields: bool = _f(True, "write displacement and element fields (VTK .pvd)")
+
+
+@dataclass
+class Case:
+    title: str = _f("", "free text")
+    specimen: Specimen = _f(Specimen, "bone specimen")
+    material: Material = _f(Material, "tissue material")
+    load: Load = _f(Load, "boundary conditions")
+    solver: Solver = _f(Solver, "linear solver")
+    pistoia: Pistoia = _f(Pistoia, "strength criterion")
+    output: Output = _f(Output, "what to write")
+    source: str = field(default="", metadata={"internal": True})
+
+
+# ---------------------------------------------------------------------------
+# Generic validation of a TOML table against a dataclass
+
+def _typename(tp) -> str:
+    names = {float: "a number", int: "an integer", str: "a string", bool: "true or false"}
+    if dataclasses.is_dataclass(tp):
+        return "a table"
+    if typing.get_origin(tp) is list:
+        return "a list of 3 numbers"
+    return names.get(tp, str(tp))
+
+
+def _convert(value, tp, path, key, meta):
+    """Check one value against a type annotation; return it converted."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = [t for t in typing.get_args(tp) if t is not type(None)]
+        errors = []
+        for option in options:
+            try:
+                return _convert(value, option, path, key, meta)
+            except CaseError as err:
+                errors.append(err)
+        # Report the error of the option of the value's own kind (a list for a list...).
+        kinds = [isinstance(value, list) == (typing.get_origin(o) is list)
+                 and isinstance(value, dict) == dataclasses.is_dataclass(o) for o in options]
+        if len(errors) == 1 or kinds.count(True) == 1:
+            raise errors[kinds.index(True) if kinds.count(True) == 1 else 0]
+        raise CaseError(path, key, f"expected {' or '.join(_typename(o) for o in options)}, "
+                                   f"got {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise CaseError(path, key, f"expected a table, got {value!r}")
+        return _load_table(value, tp, path, key)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list) or len(value) != 3:
+            raise CaseError(path, key, f"expected a list of 3 numbers, got {value!r}")
+        return [_convert(v, item, path, key, meta) for v in value]
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise CaseError(path, key, f"expected a number, got {value!r}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise CaseError(path, key, f"expected a finite number, got {value!r}")
+    elif tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise CaseError(path, key, f"expected an integer, got {value!r}")
+    elif tp is bool:
+        if not isinstance(value, bool):
+            raise CaseError(path, key, f"expected true or false, got {value!r}")
+        return value
+    elif tp is str:
+        if not isinstance(value, str):
+            raise CaseError(path, key, f"expected a string, got {value!r}")
+    _check_rules(value, path, key, meta)
+    return value
+
+
+def _check_rules(value, path, key, meta):
+    if "choices" in meta and value not in meta["choices"]:
+        raise CaseError(path, key, f"expected one of {', '.join(map(repr, meta['choices']))}, "
+                                   f"got {value!r}")
+    bounds = [("gt", ">", lambda a, b: a > b), ("ge", ">=", lambda a, b: a >= b),
+              ("lt", "<", lambda a, b: a < b), ("le", "<=", lambda a, b: a <= b)]
+    for name, sym, ok in bounds:
+        if name in meta and not ok(value, meta[name]):
+            raise CaseError(path, key, f"expected a value {sym} {meta[name]}, got {value!r}")
+    if meta.get("nonzero") and value == 0:
+        raise CaseError(path, key, f"expected a non-zero value, got {value!r}")
+
+
+def _load_table(table: dict, cls, path, prefix=""):
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    for k in table:
+        if k not in fields:
+            full = f"{prefix}.{k}" if prefix else k
+            raise CaseError(path, full, f"unknown key; expected one of: {', '.join(fields)}")
+    values = {}
+    for name, f in fields.items():
+        if name in table:
+            full = f"{prefix}.{name}" if prefix else name
+            values[name] = _convert(table[name], hints[name], path, full, f.metadata)
+    return cls(**values)
+
+
+# ---------------------------------------------------------------------------
+
+def case_from_dict(table: dict, source: str | Path = "", base_dir: str | Path = ".") -> Case:
+    """Validate a TOML-like dict into a resolved :class:`Case`.
+
+    Relative image paths are resolved against ``base_dir`` and must exist.
+    """
+    case = _load_table(table, Case, source)
+    case.source = str(source)
+    spec = case.specimen
+    if (spec.image is None) == (spec.synthetic is None):
+        raise CaseError(source, "specimen", "expected exactly one of 'image' or 'synthetic'")
+    if spec.image is not None:
+        image = Path(spec.image)
+        if not image.is_absolute():
+            image = Path(base_dir) / image
+        if not image.exists():
+            raise CaseError(source, "specimen.image", f"file not found: {image}")
+        spec.image = str(image.resolve())
+    return case
+
+
+def load_case(path: str | Path) -> Case:
+    """Read and validate a case file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise CaseError(path, None, f"cannot read the case file ({err.strerror})") from None
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise CaseError(path, None, f"malformed TOML: {err}") from None
+    return case_from_dict(table, source=path, base_dir=path.parent)
+
+
+def case_to_dict(case: Case) -> dict:
+    """The resolved case as a TOML-ready dict (None values dropped)."""
+    def clean(obj):
+        if isinstance(obj, dict):
+            return {k: clean(v) for k, v in obj.items() if v is not None}
+        return obj
+    d = clean(dataclasses.asdict(case))
+    d.pop("source", None)
+    return d
+
+
+def describe(cls=Case, prefix="") -> list[tuple[str, str, str]]:
+    """(key, default, doc) rows for the case-file reference (docs/case-files.md)."""
+    rows = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("internal"):
+            continue
+        key = f"{prefix}.{f.name}" if prefix else f.name
+        tp = hints[f.name]
+        inner = [t for t in typing.get_args(tp) if dataclasses.is_dataclass(t)]
+        if dataclasses.is_dataclass(tp) or inner:
+            rows.append((key, "(table)", f.metadata["doc"]))
+            rows += describe(tp if dataclasses.is_dataclass(tp) else inner[0], key)
+        else:
+            default = f.default if f.default is not dataclasses.MISSING else None
+            rows.append((key, repr(default), f.metadata["doc"]))
+    return rows

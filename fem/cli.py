@@ -1,0 +1,132 @@
+"""The ``bonefem`` command: a thin layer that parses arguments and calls the pipeline.
+
+User errors (bad case files, unreadable images, non-converged solves) print one line
+``bonefem: error: ...`` and exit with status 2; nothing is written for a failed solve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fem.errors import BonefemError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bonefem", description="Finite-element bone strength engine "
+                                "(micro-FE with DOLFINx and PETSc). Units: mm, N, MPa.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("solve", help="solve one image in compression (no case file)")
+    s.add_argument("image", help=".npy, .npz, .nii or .nii.gz bone image (axes x, y, z; z = load axis)")
+    s.add_argument("--voxel-size", type=float, nargs="+", metavar="MM",
+                   help="voxel edge in mm (one value or dx dy dz); required for NumPy images")
+    s.add_argument("--threshold", type=float, help="grey level: voxels >= T are bone (default: nonzero)")
+    s.add_argument("--modulus", type=float, default=10000.0, metavar="MPA", help="tissue modulus, MPa")
+    s.add_argument("--poisson", type=float, default=0.3, metavar="NU", help="Poisson ratio")
+    s.add_argument("--test", choices=("uniaxial", "axial"), default="uniaxial")
+    s.add_argument("--strain", type=float, default=-0.01, help="applied strain along z")
+    s.add_argument("--rtol", type=float, default=1e-8, help="CG relative tolerance")
+    s.add_argument("--no-fields", action="store_true", help="do not write field files")
+    s.add_argument("-o", "--output", default=None, help="output folder (default results/IMAGE-NAME)")
+
+    r = sub.add_parser("run", help="run a case file")
+    r.add_argument("case", help="case file (TOML)")
+    r.add_argument("-o", "--output", default=None, help="output folder (default results/CASE-NAME)")
+
+    sub.add_parser("info", help="software versions and MPI ranks")
+    return p
+
+
+def _stem(path: str) -> str:
+    name = Path(path).name
+    for ext in (".nii.gz", ".toml", ".nii", ".npy", ".npz"):
+        if name.endswith(ext):
+            return name[: -len(ext)]
+    return Path(name).stem
+
+
+def _summary(result: dict) -> str:
+    p = result["pistoia"]
+    s = result["solver"]
+    return "\n".join([
+        f"  BV/TV                {result['bv_tv']:.4f}",
+        f"  elements / DOF       {result['elements']} / {result['dofs']}",
+        f"  reaction force       {result['reaction_force_N']:.4f} N",
+        f"  stiffness            {result['stiffness_N_per_mm']:.2f} N/mm",
+        f"  apparent modulus     {result['apparent_modulus_MPa']:.2f} MPa",
+        f"  Pistoia failure load {p['failure_load_N']:.3f} N (EES at {p['critical_volume_percent']:g} % "
+        f"= {p['ees_at_critical_volume']:.5f})",
+        f"  solver               {s['iterations']} iterations, {s['seconds']:.1f} s, {s['converged_reason']}",
+    ])
+
+
+def _run(case, outdir) -> int:
+    from mpi4py import MPI
+
+    from fem.pipeline import run_case
+
+    comm = MPI.COMM_WORLD
+    result = run_case(case, outdir, comm)
+    if comm.rank == 0:
+        print(f"bonefem: results in {outdir}/result.json")
+        print(_summary(result))
+    return 0
+
+
+def cmd_solve(args) -> int:
+    from fem.case import case_from_dict
+
+    table = {
+        "specimen": {"image": args.image},
+        "material": {"modulus": args.modulus, "poisson": args.poisson},
+        "load": {"test": args.test, "strain": args.strain},
+        "solver": {"rtol": args.rtol},
+        "output": {"fields": not args.no_fields},
+    }
+    if args.voxel_size:
+        if len(args.voxel_size) not in (1, 3):
+            raise BonefemError("--voxel-size takes one value or three (dx dy dz)")
+        vs = args.voxel_size
+        table["specimen"]["voxel_size"] = vs[0] if len(vs) == 1 else vs
+    if args.threshold is not None:
+        table["specimen"]["threshold"] = args.threshold
+    case = case_from_dict(table, source="command line", base_dir=Path.cwd())
+    return _run(case, args.output or f"results/{_stem(args.image)}")
+
+
+def cmd_run(args) -> int:
+    from fem.case import load_case
+
+    case = load_case(args.case)
+    return _run(case, args.output or f"results/{_stem(args.case)}")
+
+
+def cmd_info(args) -> int:
+    from mpi4py import MPI
+
+    from fem.report.result import versions
+
+    if MPI.COMM_WORLD.rank == 0:
+        for k, v in versions().items():
+            print(f"{k:10s} {v}")
+        print(f"{'ranks':10s} {MPI.COMM_WORLD.size}")
+    return 0
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"solve": cmd_solve, "run": cmd_run, "info": cmd_info}[args.command](args)
+    except BonefemError as err:
+        rank = 0
+        if "mpi4py.MPI" in sys.modules:
+            rank = sys.modules["mpi4py.MPI"].COMM_WORLD.rank
+        if rank == 0:
+            print(f"bonefem: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

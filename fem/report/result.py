@@ -1,0 +1,59 @@
+"""Machine-readable results: result.json, the resolved case, software versions."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+
+def versions() -> dict:
+    """Versions of the software that computed a result."""
+    import dolfinx
+    import numpy
+    import petsc4py
+    from mpi4py import MPI
+    from petsc4py import PETSc
+
+    import fem
+
+    return {
+        "bonefem": fem.__version__,
+        "dolfinx": dolfinx.__version__,
+        "petsc": ".".join(map(str, PETSc.Sys.getVersion())),
+        "petsc4py": petsc4py.__version__,
+        "mpi": MPI.Get_library_version().splitlines()[0].strip(),
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def write_atomic(path, text: str) -> Path:
+    """Write a text file through a temporary file and a rename, so a reader (or a
+    killed run) never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        # mkstemp makes the file private; results are ordinary files.
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path, data: dict) -> Path:
+    return write_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def write_case_toml(path, case_dict: dict) -> Path:
+    import tomli_w
+
+    header = "# Resolved case: every value bonefem used, defaults filled in. Units: mm, MPa.\n"
+    return write_atomic(path, header + tomli_w.dumps(case_dict))

@@ -1,0 +1,47 @@
+"""Shared helpers: small specimens with known answers and a way to run the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args, mpi=0, cwd=None, check=False):
+    """Run ``python3 -m fem ARGS`` (under ``mpirun -n MPI`` if mpi) and return the process."""
+    cmd = [sys.executable, "-m", "fem", *map(str, args)]
+    if mpi:
+        cmd = ["mpirun", "-n", str(mpi), *cmd]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def read_result(outdir) -> dict:
+    return json.loads((Path(outdir) / "result.json").read_text())
+
+
+@pytest.fixture
+def case_factory():
+    """Build a validated Case from keyword sections, e.g. case_factory(load={"test": "axial"})."""
+    from fem.case import case_from_dict
+
+    def make(**sections):
+        table = {"specimen": {"synthetic": {}}, **sections}
+        return case_from_dict(table, source="test")
+
+    return make
+
+
+def prism(cross_section: np.ndarray, nz: int) -> np.ndarray:
+    """Extrude a 2-D boolean cross-section (nx, ny) along z into (nx, ny, nz)."""
+    return np.repeat(np.asarray(cross_section, bool)[:, :, None], nz, axis=2)
