@@ -24,22 +24,41 @@ from fem.specimen.io import read_image, segment
 class Specimen:
     """A prepared specimen.
 
-    mask : (nx, ny, nz) bool, bone voxels (islands already removed)
+    mask : (nx, ny, nz) bool, voxels that become elements (islands already removed)
     spacing : (dx, dy, dz) voxel edge, mm
-    modulus : Young's modulus, MPa: one value, or an (nx, ny, nz) image
+    modulus : tissue Young's modulus, MPa: one value, or an (nx, ny, nz) image
     voxels_removed : voxels dropped by the connectivity filter
+    fraction : (nx, ny, nz) bone volume fraction of each voxel in [0, 1], or None for
+        a binary specimen (every mask voxel is full bone). An element's modulus is
+        the tissue modulus times its fraction (partial-volume scaling, docs/method.md).
     """
 
     mask: np.ndarray
     spacing: tuple
     modulus: float | np.ndarray
     voxels_removed: int = 0
+    fraction: np.ndarray | None = None
+
+    def element_fraction(self, grid: VoxelGrid) -> np.ndarray:
+        """Bone volume fraction of each element of ``grid``, shape (n_cells,)."""
+        if self.fraction is None:
+            return np.ones(len(grid.voxels))
+        return np.asarray(self.fraction, dtype=float).ravel()[grid.voxels]
 
     def element_modulus(self, grid: VoxelGrid) -> np.ndarray:
-        """Modulus of each element of ``grid`` (MPa), shape (n_cells,)."""
+        """Modulus of each element of ``grid`` (MPa), shape (n_cells,): tissue modulus x fraction."""
         if np.ndim(self.modulus) == 0:
-            return np.full(len(grid.voxels), float(self.modulus))
-        return np.asarray(self.modulus, dtype=float).ravel()[grid.voxels]
+            tissue = np.full(len(grid.voxels), float(self.modulus))
+        else:
+            tissue = np.asarray(self.modulus, dtype=float).ravel()[grid.voxels]
+        return tissue * self.element_fraction(grid)
+
+    @property
+    def bone_volume_fraction(self) -> float:
+        """BV/TV: bone volume over the image's total volume."""
+        if self.fraction is None:
+            return float(self.mask.mean())
+        return float(np.where(self.mask, self.fraction, 0.0).mean())
 
 
 def root_call(comm, fn, *args):
@@ -105,10 +124,7 @@ def solve_specimen(spec: Specimen | None, case: Case, outdir=None, comm=MPI.COMM
     (the modulus comes from the specimen). Writes results into ``outdir`` unless it
     is None. Returns the result dictionary (same on every rank).
     """
-    from fem.analysis.pistoia import pistoia
     from fem.mesh.voxel import create_dolfinx_mesh
-    from fem.report.result import versions, write_case_toml, write_json
-    from fem.solve.elasticity import solve_compression
     from fem.solve.loadcases import pin_points
 
     say = log if comm.rank == 0 else (lambda *a, **k: None)
@@ -129,44 +145,69 @@ def solve_specimen(spec: Specimen | None, case: Case, outdir=None, comm=MPI.COMM
 
     t0 = time.perf_counter()
     msh, original = create_dolfinx_mesh(comm, grid)
-    modulus = comm.bcast(spec.element_modulus(grid) if comm.rank == 0 else None, root=0)
+    per_cell = comm.bcast(None if comm.rank != 0 else
+                          np.column_stack([spec.element_modulus(grid), spec.element_fraction(grid)]), root=0)
     timings["mesh"] = time.perf_counter() - t0
-    lx, ly, lz = meta["extent"]
-    sol = solve_compression(msh, modulus[original], case.material.poisson, case.load.test,
-                            case.load.strain, lz, meta["pins"], case.solver.rtol,
-                            case.solver.max_iterations)
+    result, sol = solve_mesh(msh, per_cell[original, 0], per_cell[original, 1], meta["extent"],
+                             meta["pins"], case, comm, say)
+    result.update({
+        "voxels_removed": meta["voxels_removed"],
+        "image_shape": list(map(int, meta["shape"])),
+        "voxel_size_mm": list(meta["spacing"]),
+    })
     timings.update(sol.timings)
+    return finish(result, sol, case, outdir, comm, timings, t_start)
+
+
+def solve_mesh(msh, modulus_cells, fraction_cells, extent, pins, case: Case, comm, say=print):
+    """Solve, analyse and summarise a distributed mesh spanning [0, extent] (mm).
+
+    modulus_cells : (n_local_cells,) element modulus, MPa
+    fraction_cells : (n_local_cells,) bone volume fraction of each element (weights the
+        Pistoia bone volume); ones for full elements
+    pins : (2, 3) bottom points for the uniaxial pins (fem.solve.loadcases.pin_points)
+
+    Returns ``(result, solution)``; ``result`` holds the figures shared by every mesh
+    type (see README: result.json keys).
+    """
+    from fem.analysis.pistoia import pistoia
+    from fem.solve.elasticity import solve_compression
+
+    lx, ly, lz = extent
+    sol = solve_compression(msh, modulus_cells, case.material.poisson, case.load.test,
+                            case.load.strain, lz, pins, case.solver.rtol,
+                            case.solver.max_iterations)
     say(f"solve: {sol.dofs} DOF, {sol.stats.iterations} CG iterations, "
         f"{sol.stats.seconds:.1f} s ({sol.stats.converged_reason})")
-
     ees = np.concatenate(comm.allgather(sol.ees))
-    vol = np.concatenate(comm.allgather(sol.volume))
-    p = pistoia(sol.reaction_force, ees, vol, case.pistoia.critical_volume,
+    bone_volume = np.concatenate(comm.allgather(sol.volume * fraction_cells))
+    p = pistoia(sol.reaction_force, ees, bone_volume, case.pistoia.critical_volume,
                 case.pistoia.critical_strain)
-
-    area = lx * ly
     result = {
         "units": {"length": "mm", "force": "N", "stress": "MPa", "energy": "mJ"},
         "reaction_force_N": sol.reaction_force,
         "stiffness_N_per_mm": sol.reaction_force / sol.displacement_top,
-        "apparent_modulus_MPa": sol.reaction_force / area / case.load.strain,
+        "apparent_modulus_MPa": sol.reaction_force / (lx * ly) / case.load.strain,
         "strain_energy_mJ": sol.strain_energy,
-        "bv_tv": meta["bone_voxels"] / float(np.prod(meta["shape"])),
+        "bv_tv": float(bone_volume.sum() / (lx * ly * lz)),
         "elements": sol.elements,
         "nodes": sol.nodes,
         "dofs": sol.dofs,
-        "voxels_removed": meta["voxels_removed"],
-        "image_shape": list(map(int, meta["shape"])),
-        "voxel_size_mm": list(meta["spacing"]),
         "specimen_size_mm": [float(lx), float(ly), float(lz)],
         "solver": {**asdict(sol.stats), "rtol": case.solver.rtol, "ksp": "cg", "pc": "gamg"},
         "pistoia": asdict(p),
         "ranks": comm.size,
-        "timings_s": {},
-        "case": case_to_dict(case),
-        "versions": versions(),
     }
+    return result, sol
 
+
+def finish(result, sol, case, outdir, comm, timings, t_start) -> dict:
+    """Add the case, versions and timings (s, max over ranks) to ``result``; write the
+    fields, result.json and the resolved case into ``outdir`` (unless None)."""
+    from fem.report.result import versions, write_case_toml, write_json
+
+    result["case"] = case_to_dict(case)
+    result["versions"] = versions()
     if outdir is not None and comm.rank == 0:
         outdir.mkdir(parents=True, exist_ok=True)
     comm.barrier()
