@@ -50,12 +50,30 @@ class Synthetic:
 
 
 @dataclass
+class Vertebral:
+    """Synthetic vertebral rod-and-plate network (fem.specimen.vertebral); unset values
+    come from the cohort preset (fem/specimen/cohorts/), then the generator defaults."""
+
+    cohort: str | None = _f(None, "cohort preset: early-postmenopausal, late-postmenopausal or elderly-osteoporotic")
+    size: float | None = _f(None, "cube edge, mm (default 4.0)", gt=0)
+    voxel_size: float | None = _f(None, "voxel edge, mm (default 0.04)", gt=0)
+    bv_tv: float | None = _f(None, "target bone volume fraction", gt=0, lt=1)
+    tb_n: float | None = _f(None, "vertical trabeculae per mm (1 / their mean spacing)", gt=0)
+    th_vertical: float | None = _f(None, "vertical rod diameter and plate thickness, mm", gt=0)
+    th_horizontal: float | None = _f(None, "horizontal strut diameter, mm", gt=0)
+    strut_fraction: float | None = _f(None, "fraction of horizontal strut sites occupied (connectivity)", ge=0, le=1)
+    level_spacing: float | None = _f(None, "mean distance along z between strut levels, mm", gt=0)
+    seed: int = _f(0, "random seed", ge=0)
+
+
+@dataclass
 class Specimen:
     image: str | None = _f(None, "bone image (.npy, .npz, .nii, .nii.gz), relative to the case file")
     voxel_size: float | list[float] | None = _f(
         None, "voxel edge in mm: one value or [dx, dy, dz]; required for .npy/.npz, overrides NIfTI", gt=0)
     threshold: float | None = _f(None, "grey level: voxels >= threshold are bone; none = nonzero is bone")
-    synthetic: Synthetic | None = _f(None, "generate the specimen instead of reading an image")
+    synthetic: Synthetic | None = _f(None, "generate a simple trabecular-like foam instead of reading an image")
+    vertebral: Vertebral | None = _f(None, "generate a vertebral rod-and-plate network instead of reading an image")
 
 
 @dataclass
@@ -197,8 +215,12 @@ def case_from_dict(table: dict, source: str | Path = "", base_dir: str | Path = 
     case = _load_table(table, Case, source)
     case.source = str(source)
     spec = case.specimen
-    if (spec.image is None) == (spec.synthetic is None):
-        raise CaseError(source, "specimen", "expected exactly one of 'image' or 'synthetic'")
+    given = [k for k in ("image", "synthetic", "vertebral") if getattr(spec, k) is not None]
+    if len(given) != 1:
+        raise CaseError(source, "specimen", "expected exactly one of 'image', 'synthetic' or "
+                        f"'vertebral', got {', '.join(given) or 'none'}")
+    if spec.vertebral is not None:
+        _resolve_vertebral(spec.vertebral, source)
     if spec.image is not None:
         image = Path(spec.image)
         if not image.is_absolute():
@@ -207,6 +229,31 @@ def case_from_dict(table: dict, source: str | Path = "", base_dir: str | Path = 
             raise CaseError(source, "specimen.image", f"file not found: {image}")
         spec.image = str(image.resolve())
     return case
+
+
+def _resolve_vertebral(v: Vertebral, source):
+    """Fill unset generator values from the cohort preset, then the generator defaults."""
+    from fem.errors import BonefemError
+    from fem.specimen.cohorts import load_cohort
+    from fem.specimen.vertebral import VertebralParams
+
+    preset = {}
+    if v.cohort is not None:
+        try:
+            preset = load_cohort(v.cohort)["generator"]
+        except BonefemError as err:
+            raise CaseError(source, "specimen.vertebral.cohort", str(err)) from None
+    defaults = dataclasses.asdict(VertebralParams())
+    for name in defaults:
+        if getattr(v, name) is None:
+            setattr(v, name, preset.get(name, defaults[name]))
+
+
+def vertebral_params(v: Vertebral):
+    """The generator parameters of a resolved [specimen.vertebral] table."""
+    from fem.specimen.vertebral import VertebralParams
+
+    return VertebralParams(**{f.name: getattr(v, f.name) for f in dataclasses.fields(VertebralParams)})
 
 
 def load_case(path: str | Path) -> Case:
@@ -251,3 +298,15 @@ def describe(cls=Case, prefix="") -> list[tuple[str, str, str]]:
             default = f.default if f.default is not dataclasses.MISSING else None
             rows.append((key, repr(default), f.metadata["doc"]))
     return rows
+
+
+def reference_table() -> str:
+    """The case-file reference as a Markdown table (docs/case-files.md holds a copy)."""
+    lines = ["| key | default | meaning |", "| --- | --- | --- |"]
+    lines += [f"| `{k}` | {d} | {doc} |" for k, d, doc in describe()]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    # python3 -m fem.case > table: regenerates the reference in docs/case-files.md
+    print(reference_table(), end="")

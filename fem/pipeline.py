@@ -31,6 +31,8 @@ class Specimen:
     fraction : (nx, ny, nz) bone volume fraction of each voxel in [0, 1], or None for
         a binary specimen (every mask voxel is full bone). An element's modulus is
         the tissue modulus times its fraction (partial-volume scaling, docs/method.md).
+    phi : (nx, ny, nz) signed distance to the bone surface, mm, when the specimen has
+        sub-voxel geometry (fem.specimen.levelset); None for a plain binary image
     """
 
     mask: np.ndarray
@@ -38,6 +40,7 @@ class Specimen:
     modulus: float | np.ndarray
     voxels_removed: int = 0
     fraction: np.ndarray | None = None
+    phi: np.ndarray | None = None
 
     def element_fraction(self, grid: VoxelGrid) -> np.ndarray:
         """Bone volume fraction of each element of ``grid``, shape (n_cells,)."""
@@ -78,6 +81,13 @@ def root_call(comm, fn, *args):
 def load_specimen(case: Case) -> Specimen:
     """Read or generate the bone image of a case and remove floating bone."""
     spec = case.specimen
+    if spec.vertebral is not None:
+        from fem.case import vertebral_params
+        from fem.specimen.vertebral import generate
+
+        net = generate(vertebral_params(spec.vertebral))
+        return specimen_from_levelset(net.phi, net.spacing, case.material.modulus,
+                                      f"{case.source or 'case'}: [specimen.vertebral]")
     if spec.synthetic is not None:
         from fem.specimen.synthetic import trabecular_foam
 
@@ -97,6 +107,22 @@ def load_specimen(case: Case) -> Specimen:
         raise BonefemError(f"{where}: no bone path between the loaded faces (the largest "
                            "connected piece of bone does not touch both z = 0 and z = top)")
     return Specimen(mask, tuple(spacing), case.material.modulus, removed)
+
+
+def specimen_from_levelset(phi, spacing, modulus, where="specimen") -> Specimen:
+    """A Specimen from a signed-distance field: elements where the bone fraction is > 0,
+    floating pieces removed (their level set is cut back to marrow)."""
+    from fem.specimen.levelset import volume_fraction
+
+    fraction = volume_fraction(phi, spacing)
+    mask, removed = islands.largest_component(fraction > 0)
+    if not mask.any():
+        raise BonefemError(f"{where}: the specimen holds no bone")
+    if not islands.spans_z(mask):
+        raise BonefemError(f"{where}: no bone path between the loaded faces")
+    h = min(spacing)
+    phi = np.where(mask, phi, np.minimum(phi, -h / 2)).astype(np.float32)
+    return Specimen(mask, tuple(spacing), modulus, removed, np.where(mask, fraction, 0.0), phi)
 
 
 def run_case(case: Case, outdir, comm=MPI.COMM_WORLD, log=print) -> dict:
