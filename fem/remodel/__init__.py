@@ -1,0 +1,1 @@
+"""Drug effects on trabecular bone: surface moves, BMU remodelling, mineralisation."""

@@ -1,0 +1,101 @@
+"""Remodelling presets: untreated postmenopausal loss per cohort, and drug arms.
+
+Presets are data files in ``presets/`` (TOML), not code. ``untreated.toml`` holds the
+BMU parameters of each cohort; a drug file holds factors applied to them:
+
+- ``activation_factor``: x activation frequency (turnover)
+- ``depth_factor``: x resorption depth (deeper cavities: more resorption per BMU)
+- ``balance_shift``: + remodelling balance (formed / resorbed volume per BMU)
+- ``tau_factor``: x secondary mineralisation time constant
+- ``quality``: matrix-quality multiplier of bone formed under the drug
+
+so one drug preset acts on every cohort, and the cohorts differ only by their bone
+and their untreated turnover. Each file states every value's source, or says that it
+is assumed or calibrated (and to what).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, fields, replace
+from pathlib import Path
+
+from fem.errors import BonefemError
+from fem.remodel.bmu import RemodelParams
+
+FOLDER = Path(__file__).with_name("presets")
+ARMS = ("untreated", "alfacalcidol", "menatetrenone", "combined")
+FACTORS = {"activation_factor": 1.0, "depth_factor": 1.0, "balance_shift": 0.0,
+           "tau_factor": 1.0, "quality": 1.0}
+
+
+def _read(path: Path) -> dict:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise BonefemError(f"{path}: preset file not found") from None
+    except tomllib.TOMLDecodeError as err:
+        raise BonefemError(f"{path}: malformed TOML: {err}") from None
+
+
+def preset_path(arm: str) -> Path:
+    """The file of a shipped arm, or ``arm`` itself if it is a path to a user preset."""
+    if arm in ARMS:
+        return FOLDER / f"{arm}.toml"
+    path = Path(arm)
+    if path.suffix == ".toml":
+        return path
+    raise BonefemError(f"unknown arm {arm!r}; expected one of {', '.join(ARMS)} or a preset .toml file")
+
+
+def untreated(cohort: str, path: Path | None = None) -> RemodelParams:
+    """BMU parameters of a cohort without treatment."""
+    path = path or FOLDER / "untreated.toml"
+    data = _read(path)
+    if cohort not in data.get("cohort", {}):
+        raise BonefemError(f"{path}: no [cohort.{cohort}] table; expected one of "
+                           f"{', '.join(data.get('cohort', {}))}")
+    values = {**data.get("common", {}), **data["cohort"][cohort]}
+    known = {f.name for f in fields(RemodelParams)}
+    unknown = set(values) - known
+    if unknown:
+        raise BonefemError(f"{path}: [cohort.{cohort}] unknown keys {sorted(unknown)}; "
+                           f"expected some of {sorted(known)}")
+    return RemodelParams(**values)
+
+
+def drug_factors(arm: str) -> dict:
+    """The factors of an arm (all neutral for 'untreated')."""
+    if arm == "untreated":
+        return dict(FACTORS)
+    path = preset_path(arm)
+    data = _read(path)
+    table = data.get("factors", {})
+    unknown = set(table) - set(FACTORS)
+    if unknown:
+        raise BonefemError(f"{path}: [factors] unknown keys {sorted(unknown)}; expected some of "
+                           f"{sorted(FACTORS)}")
+    return {**FACTORS, **table}
+
+
+def apply_factors(base: RemodelParams, factors: dict) -> RemodelParams:
+    """BMU parameters under a drug: the cohort's untreated values with the factors applied."""
+    return replace(
+        base,
+        activation_frequency=base.activation_frequency * factors["activation_factor"],
+        resorption_depth=base.resorption_depth * factors["depth_factor"],
+        resorption_depth_sd=base.resorption_depth_sd * factors["depth_factor"],
+        balance=base.balance + factors["balance_shift"],
+        tau_secondary=base.tau_secondary * factors["tau_factor"],
+        quality=factors["quality"],
+    )
+
+
+def arm_params(cohort: str, arm: str) -> RemodelParams:
+    """BMU parameters for one cohort x arm."""
+    return apply_factors(untreated(cohort), drug_factors(arm))
+
+
+def describe_arm(cohort: str, arm: str) -> dict:
+    return asdict(arm_params(cohort, arm))
