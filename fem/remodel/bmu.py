@@ -15,7 +15,8 @@ Each time step (default one month):
    80.6 x 10^3 um^2 x 30.1 um / 4).
 3. Perforation. A cavity perforates when it changes the topology of the bone around it:
    it makes a hole through a plate or severs a rod, i.e. the Euler characteristic or
-   the number of bone components in the cavity's box changes. A perforating cavity is
+   the number of bone components in the cavity's box changes. Topology is that of the
+   voxels with bone (f > 0), which are the finite elements: the mechanical connectivity. A perforating cavity is
    never refilled (no surface is left to build on; Liu et al. 2008), and bone that the
    perforation disconnects from the specimen is resorbed.
 4. Formation. ``resorption_days + formation_days`` (40 + 160 days) after activation the
@@ -195,12 +196,13 @@ def step(state: BoneState, p: RemodelParams, dt: float, rng) -> None:
         centre = np.array(np.unravel_index(idx, state.phi.shape))
         box, g = _cavity(state.phi, state.spacing, centre, depth, np.sqrt(area / np.pi))
         local = state.phi[box]
-        before = _topology(local > 0)
+        # Topology of the voxels that are elements (f > 0): the mechanical connectivity.
+        before = _topology(local > -h / 2)
         f0 = volume_fraction(local, state.spacing)
         local -= g
         state.resorbed += float((f0 - volume_fraction(local, state.spacing)).sum()) * vox
         state.activations += 1
-        if _topology(local > 0) != before:
+        if _topology(local > -h / 2) != before:
             state.perforations += 1
             perforated_any = True
         else:
