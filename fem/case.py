@@ -70,7 +70,8 @@ class Vertebral:
 class Specimen:
     image: str | None = _f(None, "bone image (.npy, .npz, .nii, .nii.gz), relative to the case file")
     voxel_size: float | list[float] | None = _f(
-        None, "voxel edge in mm: one value or [dx, dy, dz]; required for .npy/.npz, overrides NIfTI", gt=0)
+        None, "voxel edge in mm: one value or [dx, dy, dz]; required for .npy/.npz, overrides NIfTI",
+        gt=0, length=3)
     threshold: float | None = _f(None, "grey level: voxels >= threshold are bone; none = nonzero is bone")
     synthetic: Synthetic | None = _f(None, "generate a simple trabecular-like foam instead of reading an image")
     vertebral: Vertebral | None = _f(None, "generate a vertebral rod-and-plate network instead of reading an image")
@@ -107,6 +108,31 @@ class Output:
 
 
 @dataclass
+class TrialSpecimen:
+    """Generator overrides applied to every cohort's preset in a trial."""
+
+    size: float = _f(3.0, "cube edge, mm", gt=0)
+    voxel_size: float = _f(0.04, "voxel edge, mm", gt=0)
+
+
+@dataclass
+class Trial:
+    """A virtual trial: cohorts x arms x seeded specimens, remodelled and solved over time."""
+
+    cohorts: list[str] = _f(lambda: ["early-postmenopausal", "late-postmenopausal", "elderly-osteoporotic"],
+                            "cohort presets (fem/specimen/cohorts/)")
+    arms: list[str] = _f(lambda: ["untreated", "alfacalcidol", "menatetrenone", "combined"],
+                         "arms: untreated, alfacalcidol, menatetrenone, combined, or a preset .toml path")
+    years: float = _f(2.0, "treatment duration, years", gt=0, le=20)
+    checkpoints: list[float] = _f(lambda: [1.0, 2.0], "solve times, years after baseline (<= years)")
+    seeds: list[int] = _f(lambda: [0], "one specimen per seed and cohort")
+    spinup_years: float = _f(1.0, "untreated remodelling before baseline, years", ge=0)
+    dt_months: float = _f(1.0, "remodelling time step, months", gt=0, le=12)
+    attribution: bool = _f(True, "split strength changes into mass, tissue and architecture (2 extra solves each)")
+    specimen: TrialSpecimen = _f(TrialSpecimen, "specimen size and resolution")
+
+
+@dataclass
 class Case:
     title: str = _f("", "free text")
     specimen: Specimen = _f(Specimen, "bone specimen")
@@ -115,6 +141,7 @@ class Case:
     solver: Solver = _f(Solver, "linear solver")
     pistoia: Pistoia = _f(Pistoia, "strength criterion")
     output: Output = _f(Output, "what to write")
+    trial: Trial | None = _f(None, "run a virtual trial instead of one specimen")
     source: str = field(default="", metadata={"internal": True})
 
 
@@ -126,7 +153,7 @@ def _typename(tp) -> str:
     if dataclasses.is_dataclass(tp):
         return "a table"
     if typing.get_origin(tp) is list:
-        return "a list of 3 numbers"
+        return "a list"
     return names.get(tp, str(tp))
 
 
@@ -154,9 +181,12 @@ def _convert(value, tp, path, key, meta):
         return _load_table(value, tp, path, key)
     if origin is list:
         (item,) = typing.get_args(tp)
-        if not isinstance(value, list) or len(value) != 3:
-            raise CaseError(path, key, f"expected a list of 3 numbers, got {value!r}")
-        return [_convert(v, item, path, key, meta) for v in value]
+        n = meta.get("length")
+        if not isinstance(value, list) or (n is not None and len(value) != n):
+            what = f"a list of {n} numbers" if n else f"a list (of {_typename(item)} each)"
+            raise CaseError(path, key, f"expected {what}, got {value!r}")
+        return [_convert(v, item, path, key, {k: m for k, m in meta.items() if k != "length"})
+                for v in value]
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise CaseError(path, key, f"expected a number, got {value!r}")
@@ -216,6 +246,12 @@ def case_from_dict(table: dict, source: str | Path = "", base_dir: str | Path = 
     case.source = str(source)
     spec = case.specimen
     given = [k for k in ("image", "synthetic", "vertebral") if getattr(spec, k) is not None]
+    if case.trial is not None:
+        _check_trial(case.trial, source)
+        if given:
+            raise CaseError(source, "specimen", "a trial generates its specimens from the cohorts; "
+                            "remove [specimen] or [trial]")
+        return case
     if len(given) != 1:
         raise CaseError(source, "specimen", "expected exactly one of 'image', 'synthetic' or "
                         f"'vertebral', got {', '.join(given) or 'none'}")
@@ -229,6 +265,27 @@ def case_from_dict(table: dict, source: str | Path = "", base_dir: str | Path = 
             raise CaseError(source, "specimen.image", f"file not found: {image}")
         spec.image = str(image.resolve())
     return case
+
+
+def _check_trial(t: Trial, source):
+    from fem.remodel.presets import ARMS
+    from fem.specimen.cohorts import cohort_names
+
+    for c in t.cohorts:
+        if c not in cohort_names():
+            raise CaseError(source, "trial.cohorts", f"unknown cohort {c!r}; expected some of "
+                            f"{', '.join(cohort_names())}")
+    for a in t.arms:
+        if a not in ARMS and not (a.endswith(".toml") and Path(a).exists()):
+            raise CaseError(source, "trial.arms", f"unknown arm {a!r}; expected some of "
+                            f"{', '.join(ARMS)} or an existing preset .toml file")
+    if "untreated" not in t.arms:
+        raise CaseError(source, "trial.arms", "the arms must include 'untreated' (the reference arm)")
+    if not t.checkpoints or any(c <= 0 or c > t.years + 1e-9 for c in t.checkpoints):
+        raise CaseError(source, "trial.checkpoints", f"expected times in (0, {t.years}] years, "
+                        f"got {t.checkpoints}")
+    if not t.seeds or not t.cohorts:
+        raise CaseError(source, "trial", "expected at least one seed and one cohort")
 
 
 def _resolve_vertebral(v: Vertebral, source):

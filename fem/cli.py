@@ -35,13 +35,42 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("case", help="case file (TOML)")
     r.add_argument("-o", "--output", default=None, help="output folder (default results/CASE-NAME)")
 
+    sp = sub.add_parser("specimen", help="build a case's specimen: image, morphometry and a render")
+    sp.add_argument("case", help="case file (TOML) with a [specimen] table")
+    sp.add_argument("-o", "--output", default=None, help="output folder (default results/CASE-NAME-specimen)")
+    sp.add_argument("--no-render", action="store_true", help="skip the PNG render")
+
+    c = sub.add_parser("calibrate", help="fit preset parameters to target 2-year BMD changes")
+    c.add_argument("arm", help="untreated, alfacalcidol, menatetrenone, combined, or a preset .toml")
+    c.add_argument("--fit", action="append", required=True, metavar="NAME:LO:HI",
+                   help="a parameter to fit and its bounds (repeat); drug factors: activation_factor, "
+                        "depth_factor, balance_shift, tau_factor, quality; untreated: any BMU parameter")
+    c.add_argument("--target", action="append", required=True, metavar="COHORT=PERCENT",
+                   help="target mean BMD change after --years, percent (repeat for several cohorts)")
+    c.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="specimen seeds per cohort")
+    c.add_argument("--size", type=float, default=3.0, help="specimen cube edge, mm")
+    c.add_argument("--voxel-size", type=float, default=0.04, help="voxel edge, mm")
+    c.add_argument("--years", type=float, default=2.0, help="treatment duration, years")
+    c.add_argument("--max-evaluations", type=int, default=30)
+    c.add_argument("-o", "--output", required=True, help="calibrated preset file to write (.toml)")
+
+    v = sub.add_parser("view", help="look at a stress field (window, or PNG without a display)")
+    v.add_argument("path", help="a result folder or a .pvd field file")
+    v.add_argument("--field", default="von_mises",
+                   help="von_mises, sed, effective_strain, modulus or displacement")
+    v.add_argument("--screenshot", metavar="PNG", help="write a PNG instead of opening a window")
+
+    rp = sub.add_parser("report", help="write docs/results.md from a finished trial folder")
+    rp.add_argument("trial", help="output folder of `bonefem run TRIAL.toml`")
+    rp.add_argument("-o", "--output", default="docs/results.md")
+
     sub.add_parser("info", help="software versions and MPI ranks")
     return p
 
 
 def _stem(path: str) -> str:
     name = Path(path).name
-    for ext in (".nii.gz", ".toml", ".nii", ".npy", ".npz"):
+    for ext in (".nii.gz", ".toml", ".nii", ".npy", ".npz", ".mha", ".mhd", ".tif", ".tiff"):
         if name.endswith(ext):
             return name[: -len(ext)]
     return Path(name).stem
@@ -100,7 +129,78 @@ def cmd_run(args) -> int:
     from fem.case import load_case
 
     case = load_case(args.case)
-    return _run(case, args.output or f"results/{_stem(args.case)}")
+    outdir = args.output or f"results/{_stem(args.case)}"
+    if case.trial is not None:
+        from mpi4py import MPI
+
+        from fem.trial import run_trial
+
+        run_trial(case, outdir, MPI.COMM_WORLD)
+        if MPI.COMM_WORLD.rank == 0:
+            print(f"bonefem: trial tables and figures in {outdir}/ (summary.md, trial.csv)")
+        return 0
+    return _run(case, outdir)
+
+
+def cmd_specimen(args) -> int:
+    from fem.case import load_case
+    from fem.specimen.export import export_specimen
+
+    case = load_case(args.case)
+    outdir = Path(args.output or f"results/{_stem(args.case)}-specimen")
+    files = export_specimen(case, outdir, render=not args.no_render)
+    print(f"bonefem: specimen written to {outdir}/: {', '.join(p.name for p in files)}")
+    return 0
+
+
+def cmd_calibrate(args) -> int:
+    from fem.remodel.calibrate import Setting, fit, write_calibrated
+
+    names, bounds = [], []
+    for item in args.fit:
+        try:
+            name, lo, hi = item.split(":")
+            names.append(name)
+            bounds.append((float(lo), float(hi)))
+        except ValueError:
+            raise BonefemError(f"--fit {item!r}: expected NAME:LO:HI, e.g. balance_shift:0:0.5") from None
+    targets = {}
+    for item in args.target:
+        cohort, _, value = item.partition("=")
+        try:
+            targets[cohort] = float(value)
+        except ValueError:
+            raise BonefemError(f"--target {item!r}: expected COHORT=PERCENT, e.g. "
+                               "early-postmenopausal=4.92") from None
+    setting = Setting(size=args.size, voxel_size=args.voxel_size, seeds=tuple(args.seeds), years=args.years)
+    try:
+        record = fit(args.arm, names, bounds, targets, setting, max_evaluations=args.max_evaluations)
+    except ValueError as err:
+        raise BonefemError(str(err)) from None
+    write_calibrated(args.arm, record, args.output)
+    print(f"bonefem: fitted {record['fitted']} -> {record['achieved_percent']} "
+          f"(targets {targets}) in {record['seconds']} s; written to {args.output}")
+    return 0
+
+
+def cmd_view(args) -> int:
+    from fem.report import view
+
+    if args.screenshot or not view.has_display():
+        out = args.screenshot or "view.png"
+        view.screenshot(args.path, out, field=args.field)
+        print(f"bonefem: no display; wrote {out}" if not args.screenshot else f"bonefem: wrote {out}")
+    else:
+        view.interactive(args.path, field=args.field)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from fem.report.results_doc import write_results_doc
+
+    path = write_results_doc(args.trial, args.output)
+    print(f"bonefem: wrote {path}")
+    return 0
 
 
 def cmd_info(args) -> int:
@@ -118,7 +218,9 @@ def cmd_info(args) -> int:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"solve": cmd_solve, "run": cmd_run, "info": cmd_info}[args.command](args)
+        commands = {"solve": cmd_solve, "run": cmd_run, "info": cmd_info, "specimen": cmd_specimen,
+                    "calibrate": cmd_calibrate, "view": cmd_view, "report": cmd_report}
+        return commands[args.command](args)
     except BonefemError as err:
         rank = 0
         if "mpi4py.MPI" in sys.modules:

@@ -215,10 +215,13 @@ def test_bmd_of_a_uniform_fraction():
     assert mo.bmd(f, 800.0) == pytest.approx(200.0)
     assert mo.bmc(f, 800.0, 0.1) == pytest.approx(200.0 * 6 * 7 * 8 * 1e-3 / 1000)
     mask = plate((6, 7, 8), 2, 0, 4)  # half the image is bone
-    r = mo.morphometry(mask, 0.05, fraction=np.full(mask.shape, 0.8), tmd=np.full(mask.shape, 1000.0))
+    r = mo.morphometry(mask, 0.05, fraction=np.where(mask, 0.8, 0.0), tmd=np.full(mask.shape, 1000.0))
     assert r["bv_tv"] == pytest.approx(0.4)
     assert r["bmd_mg_per_cm3"] == pytest.approx(400.0)
     assert r["tmd_mean_mg_per_cm3"] == pytest.approx(1000.0)
+    # partial voxels whose centre lies outside the mask (a level set's outer half-band) count
+    f = np.where(mask, 0.8, 0.1)
+    assert mo.morphometry(mask, 0.05, fraction=f)["bv_tv"] == pytest.approx(f.mean())
 
 
 def test_morphometry_is_json_ready_and_handles_empty_images():

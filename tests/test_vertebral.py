@@ -21,11 +21,17 @@ def test_presets_exist_and_state_a_source_for_every_value():
 
 @pytest.mark.parametrize("name", COHORTS)
 @pytest.mark.parametrize("seed", [0, 7])
-def test_presets_meet_their_bv_tv(name, seed):
+def test_presets_meet_their_bv_tv_and_thickness(name, seed):
+    from fem.specimen.morphometry import tb_th
+
     g = load_cohort(name)["generator"]
     net = generate(seed=seed, **g)
     bv_tv = volume_fraction(net.phi, net.spacing).mean()
     assert bv_tv == pytest.approx(g["bv_tv"], rel=0.02)
+    # Tb.Th (sphere fitting) of each kind of trabecula within half a voxel of its target
+    half = g.get("voxel_size", 0.04) / 2
+    assert tb_th(net.parts[VERTICAL] > 0, net.spacing)[0] == pytest.approx(g["th_vertical"], abs=half)
+    assert tb_th(net.parts[HORIZONTAL] > 0, net.spacing)[0] == pytest.approx(g["th_horizontal"], abs=half)
 
 
 def test_cohorts_age_the_way_vertebrae_do():
@@ -37,7 +43,7 @@ def test_cohorts_age_the_way_vertebrae_do():
 
 
 def test_same_seed_same_specimen_other_seed_other_specimen():
-    a, b, c = generate(size=1.5, seed=4), generate(size=1.5, seed=4), generate(size=1.5, seed=5)
+    a, b, c = (generate(size=2.0, bv_tv=0.1, seed=s) for s in (4, 4, 5))
     assert np.array_equal(a.phi, b.phi)
     assert not np.array_equal(a.phi, c.phi)
 

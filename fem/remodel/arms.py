@@ -48,21 +48,14 @@ def steady_state_mineral(params, turnover: float) -> float:
 
 
 def _equilibrate_mineral(state: BoneState, params, turnover: float) -> None:
-    """Scale the mineral deficit (1 - m) so its bone-weighted mean is the steady state's.
+    """Set the mineral content of all bone to the steady state of its turnover.
 
-    A fresh specimen starts fully mineralised; secondary mineralisation takes years
-    (tau ~ 3 yr), far longer than the spin-up, and without this the baseline would keep
-    losing BMD for years through mineral alone.
+    A fresh specimen starts fully mineralised, and secondary mineralisation takes years
+    (tau ~ 3 yr), far longer than the spin-up: without this the baseline would keep
+    losing BMD through mineral alone. The bone's age pattern is not known for a
+    synthetic specimen, so the steady-state mean is given to every voxel.
     """
-    f = state.fraction
-    deficit = 1.0 - state.mineral
-    mean = float(np.sum(f * deficit) / f.sum())
-    target = 1.0 - steady_state_mineral(params, turnover)
-    if mean > 0:
-        deficit *= np.float32(target / mean)
-    else:
-        deficit[:] = np.float32(target)
-    state.mineral[:] = 1.0 - np.minimum(deficit, 1.0 - params.primary_mineral * 0.5)
+    state.mineral[:] = np.float32(steady_state_mineral(params, turnover))
 
 
 def run_arm(baseline: BoneState, cohort: str, arm: str, years: float, seed: int,

@@ -353,9 +353,9 @@ def morphometry(mask, spacing, fraction=None, tmd=None, seed=0) -> dict:
 
     mask : (nx, ny, nz) bool, bone voxels. Tb.Th, Tb.Sp and Conn.D use it.
     spacing : voxel edge(s), mm.
-    fraction : optional bone volume fraction per voxel in [0, 1]; inside the mask it
-        gives BV (as Specimen.bone_volume_fraction), BMD and the surface (level 0.5)
-        of BS and the fabric, which then see sub-voxel changes.
+    fraction : optional bone volume fraction per voxel in [0, 1]; it gives BV (as
+        Specimen.bone_volume_fraction), BMD and the surface (level 0.5) of BS and the
+        fabric, which then see sub-voxel changes. It counts outside the mask too.
     tmd : optional tissue mineral density, mg HA/cm^3, scalar or per voxel; adds BMD,
         BMC and the mean TMD of the bone.
     seed : seed of the fabric directions.
@@ -365,7 +365,9 @@ def morphometry(mask, spacing, fraction=None, tmd=None, seed=0) -> dict:
     if fraction is not None and np.shape(fraction) != mask.shape:
         raise BonefemError(f"fraction shape {np.shape(fraction)} differs from the mask's "
                            f"{mask.shape}")
-    bone = mask if fraction is None else np.where(mask, _bone_field(fraction), 0.0)
+    # With a fraction image (a level-set specimen) every partial voxel counts, also those
+    # whose centre lies just outside the bone (mask = voxel centres in bone).
+    bone = mask if fraction is None else _bone_field(fraction)
     tv = mask.size * float(np.prod(s))
     bv = float(np.sum(bone)) * float(np.prod(s))
     bs = float(bone_surface(bone, s)[0].sum())

@@ -1,0 +1,122 @@
+"""Trial figures (matplotlib, PNG and SVG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+ARM_COLOURS = {"untreated": "0.4", "alfacalcidol": "tab:blue", "menatetrenone": "tab:green",
+               "combined": "tab:red"}
+COHORT_MARKERS = {"early-postmenopausal": "o", "late-postmenopausal": "s", "elderly-osteoporotic": "^"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, path) -> list[Path]:
+    path = Path(path)
+    out = []
+    for ext in (".png", ".svg"):
+        p = path.with_suffix(ext)
+        fig.savefig(p, dpi=150, bbox_inches="tight")
+        out.append(p)
+    _plt().close(fig)
+    return out
+
+
+def strength_vs_bmd(rows, exponents: dict, time_years: float, path) -> list[Path]:
+    """Change in failure load against change in BMD (%, vs baseline) at one time, per
+    specimen, with the identity line and each cohort's BMD-only prediction F ~ BMD^k."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    pts = [r for r in rows if r["arm"] != "baseline" and abs(r["time_years"] - time_years) < 1e-9]
+    xs = [r["d_bmd_pct"] for r in pts if r.get("d_bmd_pct") is not None]
+    lim = max([abs(v) for v in xs + [r["d_failure_load_pct"] for r in pts]] + [1.0]) * 1.15
+    x = np.linspace(-lim, lim, 50)
+    ax.plot(x, x, color="0.7", lw=1, label="identity")
+    for cohort, k in exponents.items():
+        if k is not None:
+            ax.plot(x, 100 * ((1 + x / 100) ** k - 1), ls="--", lw=1,
+                    label=f"BMD-only, {cohort} (k = {k:.2f})")
+    for r in pts:
+        ax.scatter(r["d_bmd_pct"], r["d_failure_load_pct"], color=ARM_COLOURS.get(r["arm"], "k"),
+                   marker=COHORT_MARKERS.get(r["cohort"], "x"), s=40, edgecolor="k", lw=0.5)
+    for arm, c in ARM_COLOURS.items():
+        ax.scatter([], [], color=c, label=arm)
+    for cohort, m in COHORT_MARKERS.items():
+        ax.scatter([], [], color="w", edgecolor="k", marker=m, label=cohort)
+    ax.axhline(0, color="0.85", lw=0.8)
+    ax.axvline(0, color="0.85", lw=0.8)
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_xlabel("change in BMD (%)")
+    ax.set_ylabel("change in Pistoia failure load (%)")
+    ax.set_title(f"Strength versus BMD after {time_years:g} years")
+    ax.legend(fontsize=7, loc="upper left")
+    return _save(fig, path)
+
+
+def trajectories(summary, cohorts, path) -> list[Path]:
+    """BMD and failure load (% vs baseline, mean over specimens) over time, per cohort."""
+    plt = _plt()
+    fig, axes = plt.subplots(2, len(cohorts), figsize=(4.2 * len(cohorts), 6.5), squeeze=False,
+                             sharex=True)
+    for j, cohort in enumerate(cohorts):
+        for arm, colour in ARM_COLOURS.items():
+            ss = sorted((s for s in summary if s["cohort"] == cohort and s["arm"] == arm),
+                        key=lambda s: s["time_years"])
+            if not ss:
+                continue
+            t = [0.0] + [s["time_years"] for s in ss]
+            for i, key in enumerate(("d_bmd_pct", "d_failure_load_pct")):
+                y = [0.0] + [s[f"{key}_mean"] for s in ss]
+                axes[i][j].plot(t, y, marker="o", color=colour, label=arm)
+        axes[0][j].set_title(cohort)
+        axes[0][j].set_ylabel("BMD change (%)")
+        axes[1][j].set_ylabel("failure load change (%)")
+        axes[1][j].set_xlabel("years")
+        for i in (0, 1):
+            axes[i][j].axhline(0, color="0.85", lw=0.8)
+    axes[0][0].legend(fontsize=8)
+    return _save(fig, path)
+
+
+def attribution_bars(summary, cohorts, arms, time_years, path) -> list[Path]:
+    """Stacked bars: mass, tissue and architecture parts of the strength change (%)."""
+    plt = _plt()
+    parts = [("strength_mass_pct", "mass", "tab:gray"), ("strength_tissue_pct", "tissue", "tab:orange"),
+             ("strength_architecture_pct", "architecture", "tab:purple")]
+    labels, values = [], {p[0]: [] for p in parts}
+    totals = []
+    for cohort in cohorts:
+        for arm in arms:
+            s = next((s for s in summary if s["cohort"] == cohort and s["arm"] == arm
+                      and abs(s["time_years"] - time_years) < 1e-9), None)
+            if s is None or s.get("strength_mass_pct_mean") is None:
+                continue
+            labels.append(f"{cohort.split('-')[0]}\n{arm}")
+            for key, _, _ in parts:
+                values[key].append(s[f"{key}_mean"])
+            totals.append(s["d_failure_load_pct_mean"])
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(labels)), 4.5))
+    x = np.arange(len(labels))
+    pos, neg = np.zeros(len(labels)), np.zeros(len(labels))
+    for key, name, colour in parts:
+        v = np.asarray(values[key], float)
+        bottom = np.where(v >= 0, pos, neg)
+        ax.bar(x, v, bottom=bottom, color=colour, label=name)
+        pos += np.where(v >= 0, v, 0)
+        neg += np.where(v < 0, v, 0)
+    ax.scatter(x, totals, color="k", zorder=3, label="total")
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xticks(x, labels, fontsize=7)
+    ax.set_ylabel("change in failure load (%)")
+    ax.set_title(f"Attribution of the strength change at {time_years:g} years")
+    ax.legend(fontsize=8)
+    return _save(fig, path)

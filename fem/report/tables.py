@@ -1,0 +1,44 @@
+"""Trial tables: CSV for machines, Markdown for people."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from fem.report.result import write_atomic
+
+
+def write_csv(path, rows: list[dict]) -> Path:
+    """Rows (dicts) as CSV; the columns are the union of the keys, in first-seen order."""
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if r.get(k) is None else r[k]) for k in columns})
+    return write_atomic(path, buf.getvalue())
+
+
+def _pm(s, key, digits=2):
+    m, sd = s.get(f"{key}_mean"), s.get(f"{key}_sd")
+    if m is None:
+        return ""
+    return f"{m:+.{digits}f}" + (f" ± {sd:.{digits}f}" if sd is not None else "")
+
+
+def headline_markdown(summary: list[dict], time_years: float) -> str:
+    """Markdown table of the changes at ``time_years`` (mean ± SD over specimens, %)."""
+    rows = [s for s in summary if abs(s["time_years"] - time_years) < 1e-9 and s["arm"] != "baseline"]
+    lines = [f"Changes at {time_years:g} years, % (mean ± SD over specimens; vs baseline unless "
+             "marked 'vs untr.')", "",
+             "| cohort | arm | n | BMD | BV/TV | failure load | BMD vs untr. | failure load vs untr. "
+             "| mass | tissue | architecture | perforations |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for s in sorted(rows, key=lambda s: (s["cohort"], s["arm"])):
+        lines.append(f"| {s['cohort']} | {s['arm']} | {s['n']} | {_pm(s, 'd_bmd_pct')} | "
+                     f"{_pm(s, 'd_bv_tv_pct')} | {_pm(s, 'd_failure_load_pct')} | {_pm(s, 'du_bmd_pct')} | "
+                     f"{_pm(s, 'du_failure_load_pct')} | {_pm(s, 'strength_mass_pct')} | "
+                     f"{_pm(s, 'strength_tissue_pct')} | {_pm(s, 'strength_architecture_pct')} | "
+                     f"{_pm(s, 'perforations', 0)} |")
+    return "\n".join(lines) + "\n"

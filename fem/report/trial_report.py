@@ -1,0 +1,38 @@
+"""Everything a finished trial writes: tables, plots, result.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fem.analysis.compare import add_changes, bmd_only_exponent, summarise
+from fem.case import case_to_dict
+from fem.report import plots
+from fem.report.result import versions, write_atomic, write_case_toml, write_json
+from fem.report.tables import headline_markdown, write_csv
+
+
+def write_trial(rows: list[dict], case, outdir, seconds: float, solves: int) -> dict:
+    """Write trial.csv, summary.csv/.md, figures and result.json; return the summary."""
+    outdir = Path(outdir)
+    t = case.trial
+    rows = add_changes(rows)
+    summary = summarise(rows)
+    final = max(t.checkpoints)
+    write_csv(outdir / "trial.csv", rows)
+    write_csv(outdir / "summary.csv", summary)
+    headline = headline_markdown(summary, final)
+    write_atomic(outdir / "summary.md", f"# {case.title or 'Trial'}\n\n" + headline)
+    exponents = {c: bmd_only_exponent(rows, c) for c in t.cohorts}
+    figures = []
+    figures += plots.strength_vs_bmd(rows, exponents, final, outdir / "strength_vs_bmd")
+    figures += plots.trajectories(summary, t.cohorts, outdir / "trajectories")
+    if t.attribution:
+        figures += plots.attribution_bars(summary, t.cohorts, t.arms, final, outdir / "attribution")
+    write_case_toml(outdir / "case.toml", case_to_dict(case))
+    write_json(outdir / "result.json", {
+        "units": {"length": "mm", "force": "N", "stress": "MPa", "bmd": "mg HA/cm^3", "changes": "%"},
+        "case": case_to_dict(case), "versions": versions(), "seconds": round(seconds, 1),
+        "solves": solves, "bmd_only_exponents": exponents, "summary": summary,
+        "figures": [p.name for p in figures], "tables": ["trial.csv", "summary.csv", "summary.md"],
+    })
+    return {"summary": summary, "headline": headline}
