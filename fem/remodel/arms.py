@@ -48,14 +48,23 @@ def steady_state_mineral(params, turnover: float) -> float:
 
 
 def _equilibrate_mineral(state: BoneState, params, turnover: float) -> None:
-    """Set the mineral content of all bone to the steady state of its turnover.
+    """Bring the bone's mean mineral content to the steady state of its turnover.
 
     A fresh specimen starts fully mineralised, and secondary mineralisation takes years
     (tau ~ 3 yr), far longer than the spin-up: without this the baseline would keep
-    losing BMD through mineral alone. The bone's age pattern is not known for a
-    synthetic specimen, so the steady-state mean is given to every voxel.
+    losing BMD through mineral alone. The bone formed during the spin-up keeps its
+    young, low mineral content (so the baseline already has the soft new-bone patches
+    that every later state has); the older bone (still at m = 1) gets the deficit that
+    makes the bone-weighted mean equal the steady state.
     """
-    state.mineral[:] = np.float32(steady_state_mineral(params, turnover))
+    f = state.fraction
+    old = state.mineral >= 1.0
+    total = float(f.sum())
+    young_deficit = float(np.sum(f * (1.0 - state.mineral) * ~old))
+    old_volume = float(np.sum(f * old))
+    target = (1.0 - steady_state_mineral(params, turnover)) * total
+    if old_volume > 0:
+        state.mineral[old] = np.float32(1.0 - max(target - young_deficit, 0.0) / old_volume)
 
 
 def run_arm(baseline: BoneState, cohort: str, arm: str, years: float, seed: int,

@@ -28,11 +28,31 @@ def write_trial(rows: list[dict], case, outdir, seconds: float, solves: int) -> 
     figures += plots.trajectories(summary, t.cohorts, outdir / "trajectories")
     if t.attribution:
         figures += plots.attribution_bars(summary, t.cohorts, t.arms, final, outdir / "attribution")
+    renders = _renders(outdir, t) if case.output.fields else []
     write_case_toml(outdir / "case.toml", case_to_dict(case))
     write_json(outdir / "result.json", {
         "units": {"length": "mm", "force": "N", "stress": "MPa", "bmd": "mg HA/cm^3", "changes": "%"},
         "case": case_to_dict(case), "versions": versions(), "seconds": round(seconds, 1),
         "solves": solves, "bmd_only_exponents": exponents, "summary": summary,
-        "figures": [p.name for p in figures], "tables": ["trial.csv", "summary.csv", "summary.md"],
+        "figures": [p.name for p in figures], "renders": [p.name for p in renders],
+        "tables": ["trial.csv", "summary.csv", "summary.md"],
     })
     return {"summary": summary, "headline": headline}
+
+
+def _renders(outdir: Path, t) -> list[Path]:
+    """Von Mises stress of the first specimen of each cohort: baseline and every arm at
+    the end, side by side on one colour scale."""
+    from fem.report.view import side_by_side
+
+    out = []
+    seed, final = t.seeds[0], max(t.checkpoints)
+    for cohort in t.cohorts:
+        tag = f"{cohort}-s{seed}"
+        panels = [(outdir / "fields" / f"{tag}-baseline", "baseline")]
+        panels += [(outdir / "fields" / f"{tag}-{arm}-{final:g}y", f"{arm}, {final:g} y") for arm in t.arms]
+        panels = [(p, title) for p, title in panels if p.exists()]
+        if panels:
+            out.append(side_by_side(panels, outdir / f"stress-{cohort}.png",
+                                    size=(420 * len(panels), 480)))
+    return out
