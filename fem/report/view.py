@@ -39,7 +39,7 @@ def load_fields(path):
     return data
 
 
-def _scene(plotter, grid, field: str, clim=None, title=""):
+def _scene(plotter, grid, field: str, clim=None, title="", scalar_bar=True):
     if field not in grid.array_names:
         raise BonefemError(f"no field {field!r}; the file has {', '.join(sorted(set(grid.array_names) & set(FIELDS)))}")
     scalars = grid[field]
@@ -49,9 +49,11 @@ def _scene(plotter, grid, field: str, clim=None, title=""):
         grid = grid.copy()
         grid[field + "_magnitude"] = np.linalg.norm(scalars, axis=1)
         field = field + "_magnitude"
-    plotter.add_mesh(grid, scalars=field, cmap="inferno", clim=clim,
+    plotter.add_mesh(grid, scalars=field, cmap="inferno", clim=clim, show_scalar_bar=scalar_bar,
                      scalar_bar_args={"title": UNITS.get(field.replace("_magnitude", ""), field),
-                                      "color": "black", "vertical": True})
+                                      "color": "black", "vertical": False, "position_x": 0.2,
+                                      "position_y": 0.03, "width": 0.6, "height": 0.07,
+                                      "title_font_size": 14, "label_font_size": 12})
     if title:
         plotter.add_text(title, font_size=11, color="black")
     plotter.set_background("white")
@@ -85,7 +87,7 @@ def side_by_side(paths_titles, out, field="von_mises", size=(1600, 700)) -> Path
     plotter = pv.Plotter(off_screen=True, shape=(1, len(grids)), window_size=list(size))
     for i, (grid, (_, title)) in enumerate(zip(grids, paths_titles)):
         plotter.subplot(0, i)
-        _scene(plotter, grid, field, clim, title)
+        _scene(plotter, grid, field, clim, title, scalar_bar=(i == 0))
     plotter.link_views()
     out = Path(out)
     plotter.screenshot(str(out))
