@@ -304,6 +304,9 @@ def fabric(image, spacing, n_directions=256, seed=0, smooth_sigma=0.7) -> dict:
         field = ndimage.gaussian_filter(field, smooth_sigma * s.min() / s, mode="nearest")
         np.clip(field, 0, 1, out=field)  # round-off can step just past 1
     areas, normals = bone_surface(field, s)
+    # Degenerate (zero-area) triangles have no normal: drop them.
+    ok = (areas > 0) & np.all(np.isfinite(normals), axis=1)
+    areas, normals = areas[ok], normals[ok]
     total_volume = field.size * float(np.prod(s))
     nan = float("nan")
     if len(areas) == 0:
@@ -317,7 +320,9 @@ def fabric(image, spacing, n_directions=256, seed=0, smooth_sigma=0.7) -> dict:
     inv = inv.ravel()
     w = np.bincount(inv, weights=areas)
     nu = np.stack([np.bincount(inv, weights=areas * normals[:, i]) for i in range(3)], axis=1)
-    nu /= np.linalg.norm(nu, axis=1, keepdims=True)
+    norm = np.linalg.norm(nu, axis=1)
+    keep = norm > 0             # a bin whose normals cancel carries no direction
+    nu, w = nu[keep] / norm[keep, None], w[keep]
     dirs = directions(n_directions, seed)
     p_l = np.zeros(len(dirs))
     for a in range(0, len(nu), 8192):  # chunks of 8192 x n_directions, ~16 MB
