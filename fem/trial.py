@@ -9,6 +9,7 @@ Rows are appended to ``rows.jsonl`` as they finish, then tabulated.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 from mpi4py import MPI
 
 from fem.case import Case
+from fem.errors import BonefemError
 from fem.pipeline import Specimen, root_call, solve_specimen, specimen_from_levelset
 from fem.remodel.mineral import tissue_modulus
 
@@ -56,8 +58,51 @@ class _Solver:
         return solve_specimen(spec, self.case, outdir, self.comm, log=quiet)
 
 
+def _digest(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def job_keys(case: Case, cohort: str, seed: int, arm: str | None = None) -> str:
+    """Key of a specimen's baseline (arm None) or of one arm of it: a digest of every
+    input that affects it (solver settings, specimen, presets, times, code version), so
+    a re-run reuses finished work and a changed input recomputes only what it affects."""
+    import fem
+    from fem.case import case_to_dict
+    from fem.remodel.presets import FOLDER, preset_path
+    from fem.specimen.cohorts import FOLDER as COHORTS
+
+    d = case_to_dict(case)
+    t = dict(d["trial"])
+    for k in ("cohorts", "arms", "seeds", "checkpoints", "years", "attribution"):
+        t.pop(k)
+    common = [fem.__version__, {k: d[k] for k in ("material", "load", "solver", "pistoia")}, t,
+              (COHORTS / f"{cohort}.toml").read_text(), (FOLDER / "untreated.toml").read_text(), seed]
+    if arm is None:
+        return _digest(*common)
+    tr = case.trial
+    return _digest(*common, arm, preset_path(arm).read_text() if arm != "untreated" else "",
+                   tr.years, tr.attribution)
+
+
+def _load_rows(path: Path) -> dict:
+    """Finished rows of an earlier run, by (key, arm, time)."""
+    done = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue      # a line cut by a killed run
+            done[(row.get("key"), row["arm"], row["time_years"])] = row
+    return done
+
+
 def run_trial(case: Case, outdir, comm=MPI.COMM_WORLD, log=print) -> list[dict]:
-    """Run the trial of ``case`` and write its tables, plots and result.json to ``outdir``."""
+    """Run the trial of ``case`` and write its tables, plots and result.json to ``outdir``.
+
+    Resumable: rows already in ``outdir/rows.jsonl`` whose inputs are unchanged are
+    reused, so a killed run loses only the solves in flight.
+    """
     from fem.analysis.attribution import attribute, baseline_tissue_on, matching_move
     from fem.remodel.arms import baseline_state, run_arm
     from fem.remodel.presets import arm_params
@@ -68,28 +113,49 @@ def run_trial(case: Case, outdir, comm=MPI.COMM_WORLD, log=print) -> list[dict]:
     t = case.trial
     say = log if comm.rank == 0 else (lambda *a, **k: None)
     outdir = Path(outdir)
-    if comm.rank == 0:
-        outdir.mkdir(parents=True, exist_ok=True)
     rows_path = outdir / "rows.jsonl"
-    if comm.rank == 0 and rows_path.exists():
-        rows_path.unlink()
+
+    def setup():
+        try:
+            outdir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise BonefemError(f"{outdir}: cannot create the output folder ({err.strerror})") from None
+        return _load_rows(rows_path)
+
+    done = root_call(comm, setup)
     solve = _Solver(case, comm, log)
     e_ref = case.material.modulus
     dt = t.dt_months / 12.0
-    rows = []
+    rows, reused = [], 0
     t_start = time.perf_counter()
     n_jobs = len(t.cohorts) * len(t.seeds)
     job = 0
 
-    def emit(row):
+    def emit(row, new=True):
         rows.append(row)
-        if comm.rank == 0:
-            with rows_path.open("a") as f:
-                f.write(json.dumps(row) + "\n")
+        if comm.rank == 0 and new:
+            try:
+                with rows_path.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+            except OSError as err:
+                raise BonefemError(f"{rows_path}: cannot write a result ({err.strerror}); the "
+                                   "rows written before are intact") from None
 
     for cohort in t.cohorts:
         for seed in t.seeds:
             job += 1
+            base_key = job_keys(case, cohort, seed)
+            arm_keys = {arm: job_keys(case, cohort, seed, arm) for arm in t.arms}
+            cached = {arm: [done.get((arm_keys[arm], arm, c)) for c in t.checkpoints] for arm in t.arms}
+            base_row = done.get((base_key, "baseline", 0.0))
+            if base_row and all(all(r is not None for r in v) for v in cached.values()):
+                emit(base_row, new=False)
+                for arm in t.arms:
+                    for r in cached[arm]:
+                        emit(r, new=False)
+                reused += 1 + len(t.arms) * len(t.checkpoints)
+                say(f"[{job}/{n_jobs}] {cohort}, seed {seed}: finished earlier, reused")
+                continue
             say(f"[{job}/{n_jobs}] {cohort}, seed {seed}: generating and spinning up "
                 f"({time.perf_counter() - t_start:.0f} s)")
 
@@ -102,25 +168,37 @@ def run_trial(case: Case, outdir, comm=MPI.COMM_WORLD, log=print) -> list[dict]:
             base = root_call(comm, prepare)
             fields_dir = outdir / "fields" if (case.output.fields and seed == t.seeds[0]) else None
             tag = f"{cohort}-s{seed}"
-            r0 = solve(specimen_of(base, e_ref) if comm.rank == 0 else None,
-                       fields_dir / f"{tag}-baseline" if fields_dir else None)
-            m0 = root_call(comm, _measure, base)
-            f_base = r0["pistoia"]["failure_load_N"]
-            emit(_row(cohort, seed, "baseline", 0.0, m0, r0, {}, None))
+            if base_row is None or fields_dir is not None:
+                r0 = solve(specimen_of(base, e_ref) if comm.rank == 0 else None,
+                           fields_dir / f"{tag}-baseline" if fields_dir else None)
+                base_row = _row(cohort, seed, "baseline", 0.0, root_call(comm, _measure, base), r0, {}, None)
+                base_row["key"] = base_key
+                emit(base_row)
+            else:
+                emit(base_row, new=False)
+            f_base = base_row["failure_load_N"]
             for arm in t.arms:
+                if all(r is not None for r in cached[arm]):
+                    for r in cached[arm]:
+                        emit(r, new=False)
+                    reused += len(t.checkpoints)
+                    continue
                 say(f"    {arm}: remodelling {t.years:g} years, solving at {t.checkpoints} years")
                 snaps = root_call(comm, lambda: run_arm(base, cohort, arm, t.years, seed, dt,
                                                         t.checkpoints, arm_params(cohort, arm))[1])
-                for c in t.checkpoints:
+                for c, old in zip(t.checkpoints, cached[arm]):
+                    if old is not None:
+                        emit(old, new=False)
+                        reused += 1
+                        continue
                     key = round(round(c / dt) * dt, 6)
                     state = snaps[key] if comm.rank == 0 else None
                     last = abs(c - max(t.checkpoints)) < 1e-9
                     r = solve(specimen_of(state, e_ref) if comm.rank == 0 else None,
                               fields_dir / f"{tag}-{arm}-{c:g}y" if (fields_dir and last) else None)
                     m = root_call(comm, _measure, state)
-                    extra = {"perforations": state.perforations if comm.rank == 0 else None,
-                             "activations": state.activations if comm.rank == 0 else None}
-                    extra = comm.bcast(extra, root=0)
+                    extra = comm.bcast({"perforations": state.perforations, "activations": state.activations}
+                                       if comm.rank == 0 else None, root=0)
                     parts = None
                     if t.attribution:
                         def counterfactuals():
@@ -134,8 +212,10 @@ def run_trial(case: Case, outdir, comm=MPI.COMM_WORLD, log=print) -> list[dict]:
                         f_mass = solve(s_mass)["pistoia"]["failure_load_N"]
                         f_fixed = solve(s_tissue)["pistoia"]["failure_load_N"]
                         parts = attribute(f_base, r["pistoia"]["failure_load_N"], f_mass, f_fixed, d)
-                    emit(_row(cohort, seed, arm, c, m, r, extra, parts))
-            say(f"    done: {solve.count} solves so far")
+                    row = _row(cohort, seed, arm, c, m, r, extra, parts)
+                    row["key"] = arm_keys[arm]
+                    emit(row)
+            say(f"    done: {solve.count} solves so far, {reused} rows reused")
     if comm.rank == 0:
         from fem.report.trial_report import write_trial
 

@@ -117,3 +117,35 @@ def test_report_generates_results_document(tiny_trial, tmp_path):
     text = doc.read_text()
     assert "## Headline table" in text and "elderly-osteoporotic" in text
     assert (tmp_path / "figures" / "strength_vs_bmd.png").exists()
+
+
+def test_killed_trial_resumes_and_matches_an_uninterrupted_run(tiny_trial, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    reference, _ = tiny_trial
+    case = reference.parent / "trial.toml"
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "fem", "run", str(case), "-o", str(out)]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        rows = out / "rows.jsonl"
+        before = len(rows.read_text().splitlines()) if rows.exists() else 0
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            if rows.exists() and len(rows.read_text().splitlines()) > before:
+                break
+            time.sleep(0.2)
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+    finished_rows = len((out / "rows.jsonl").read_text().splitlines())
+    assert 1 <= finished_rows < 3
+    final = run_cli("run", case, "-o", out, check=True)
+    assert f"{finished_rows} rows reused" in final.stdout or "reused" in final.stdout
+    assert (out / "trial.csv").read_text() == (reference / "trial.csv").read_text()

@@ -8,6 +8,9 @@ BMU parameters of each cohort; a drug file holds factors applied to them:
 - ``balance_shift``: + remodelling balance (formed / resorbed volume per BMU)
 - ``tau_factor``: x secondary mineralisation time constant
 - ``quality``: matrix-quality multiplier of bone formed under the drug
+- ``activation_frequency``, ``balance`` (optional): absolute values that replace the
+  cohort's instead (a drug that sets turnover or the per-BMU balance to its own level,
+  whatever the cohort's untreated state); the factors above then do not apply to them
 
 so one drug preset acts on every cohort, and the cohorts differ only by their bone
 and their untreated turnover. Each file states every value's source, or says that it
@@ -26,7 +29,7 @@ from fem.remodel.bmu import RemodelParams
 FOLDER = Path(__file__).with_name("presets")
 ARMS = ("untreated", "alfacalcidol", "menatetrenone", "combined")
 FACTORS = {"activation_factor": 1.0, "depth_factor": 1.0, "balance_shift": 0.0,
-           "tau_factor": 1.0, "quality": 1.0}
+           "tau_factor": 1.0, "quality": 1.0, "activation_frequency": None, "balance": None}
 
 
 def _read(path: Path) -> dict:
@@ -81,12 +84,14 @@ def drug_factors(arm: str) -> dict:
 
 def apply_factors(base: RemodelParams, factors: dict) -> RemodelParams:
     """BMU parameters under a drug: the cohort's untreated values with the factors applied."""
+    acf = factors.get("activation_frequency")
+    balance = factors.get("balance")
     return replace(
         base,
-        activation_frequency=base.activation_frequency * factors["activation_factor"],
+        activation_frequency=acf if acf is not None else base.activation_frequency * factors["activation_factor"],
         resorption_depth=base.resorption_depth * factors["depth_factor"],
         resorption_depth_sd=base.resorption_depth_sd * factors["depth_factor"],
-        balance=base.balance + factors["balance_shift"],
+        balance=balance if balance is not None else base.balance + factors["balance_shift"],
         tau_secondary=base.tau_secondary * factors["tau_factor"],
         quality=factors["quality"],
     )
