@@ -94,6 +94,7 @@ class Load:
 class Solver:
     rtol: float = _f(1e-8, "relative residual tolerance of CG", gt=0, lt=1)
     max_iterations: int = _f(5000, "CG iteration limit; reaching it is an error", gt=0)
+    memory_check: bool = _f(True, "refuse a model whose estimated memory exceeds the available memory")
 
 
 @dataclass

@@ -78,7 +78,7 @@ def root_call(comm, fn, *args):
     return result
 
 
-def load_specimen(case: Case) -> Specimen:
+def load_specimen(case: Case, log=print) -> Specimen:
     """Read or generate the bone image of a case and remove floating bone."""
     spec = case.specimen
     if spec.vertebral is not None:
@@ -103,6 +103,8 @@ def load_specimen(case: Case) -> Specimen:
         raise BonefemError(f"{where}: the image holds no bone"
                            + ("" if spec.threshold is None else f" at threshold {spec.threshold}"))
     mask, removed = islands.largest_component(mask)
+    if mask.all():
+        log(f"{where}: note: the image is fully solid (BV/TV = 1); solving it as a solid block")
     if not islands.spans_z(mask):
         raise BonefemError(f"{where}: no bone path between the loaded faces (the largest "
                            "connected piece of bone does not touch both z = 0 and z = top)")
@@ -159,7 +161,12 @@ def solve_specimen(spec: Specimen | None, case: Case, outdir=None, comm=MPI.COMM
     outdir = None if outdir is None else Path(outdir)
 
     def voxelise():
-        return voxel_grid(spec.mask, spec.spacing)
+        grid = voxel_grid(spec.mask, spec.spacing)
+        if case.solver.memory_check:
+            from fem.solve import memory
+
+            memory.check(3 * len(grid.points), comm.size, case.source or "model")
+        return grid
 
     grid = root_call(comm, voxelise)
     meta = comm.bcast(None if comm.rank != 0 else {

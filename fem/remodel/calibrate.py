@@ -58,7 +58,7 @@ def bmd_change(cohort: str, params, setting: Setting = Setting()) -> list[float]
 
 def arm_change(cohort: str, arm: str, setting: Setting = Setting(), factors=None) -> list[float]:
     """BMD change per seed for a shipped or user arm (or explicit factors)."""
-    factors = factors if factors is not None else drug_factors(arm)
+    factors = factors if factors is not None else drug_factors(arm, cohort)
     return bmd_change(cohort, apply_factors(untreated(cohort), factors), setting)
 
 
@@ -81,7 +81,8 @@ def fit(arm: str, names: list[str], bounds: list[tuple], targets: dict, setting=
             return {cohort: np.mean(bmd_change(cohort, dataclasses.replace(base, **dict(zip(names, x))),
                                                setting))}
     else:
-        factors = drug_factors(arm)
+        # One target cohort: fit that cohort's own values; several: the shared factors.
+        factors = drug_factors(arm, next(iter(targets)) if len(targets) == 1 else None)
         unknown = set(names) - set(FACTORS)
         if unknown:
             raise ValueError(f"cannot fit {sorted(unknown)}; drug factors are {sorted(FACTORS)}")
@@ -140,6 +141,11 @@ def write_calibrated(arm: str, record: dict, out_path, source_path=None) -> None
     if arm == "untreated":
         (cohort,) = record["targets_percent"]
         data["cohort"][cohort].update({k: round(v, 5) for k, v in record["fitted"].items()})
+        data.setdefault("calibration", {})[cohort] = record
+    elif len(record["targets_percent"]) == 1:
+        (cohort,) = record["targets_percent"]
+        data.setdefault("cohort", {}).setdefault(cohort, {}).update(
+            {k: round(v, 5) for k, v in record["fitted"].items()})
         data.setdefault("calibration", {})[cohort] = record
     else:
         data["factors"].update({k: round(v, 5) for k, v in record["fitted"].items()})

@@ -12,8 +12,9 @@ BMU parameters of each cohort; a drug file holds factors applied to them:
   cohort's instead (a drug that sets turnover or the per-BMU balance to its own level,
   whatever the cohort's untreated state); the factors above then do not apply to them
 
-so one drug preset acts on every cohort, and the cohorts differ only by their bone
-and their untreated turnover. Each file states every value's source, or says that it
+so one drug preset acts on every cohort through the same mechanism. A preset may also
+hold [cohort.NAME] tables with values for one cohort (the calibrated balance shifts):
+BMD is what trials measure, so it is calibrated per cohort, and strength is predicted. Each file states every value's source, or says that it
 is assumed or calibrated (and to what).
 """
 
@@ -68,16 +69,19 @@ def untreated(cohort: str, path: Path | None = None) -> RemodelParams:
     return RemodelParams(**values)
 
 
-def drug_factors(arm: str) -> dict:
-    """The factors of an arm (all neutral for 'untreated')."""
+def drug_factors(arm: str, cohort: str | None = None) -> dict:
+    """The factors of an arm (all neutral for 'untreated'): [factors], then the
+    cohort's own values from [cohort.NAME] (calibrated per cohort) if it has any."""
     if arm == "untreated":
         return dict(FACTORS)
     path = preset_path(arm)
     data = _read(path)
-    table = data.get("factors", {})
+    table = dict(data.get("factors", {}))
+    if cohort is not None:
+        table.update(data.get("cohort", {}).get(cohort, {}))
     unknown = set(table) - set(FACTORS)
     if unknown:
-        raise BonefemError(f"{path}: [factors] unknown keys {sorted(unknown)}; expected some of "
+        raise BonefemError(f"{path}: unknown factor keys {sorted(unknown)}; expected some of "
                            f"{sorted(FACTORS)}")
     return {**FACTORS, **table}
 
@@ -99,7 +103,7 @@ def apply_factors(base: RemodelParams, factors: dict) -> RemodelParams:
 
 def arm_params(cohort: str, arm: str) -> RemodelParams:
     """BMU parameters for one cohort x arm."""
-    return apply_factors(untreated(cohort), drug_factors(arm))
+    return apply_factors(untreated(cohort), drug_factors(arm, cohort))
 
 
 def describe_arm(cohort: str, arm: str) -> dict:

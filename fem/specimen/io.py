@@ -81,8 +81,12 @@ def read_image(path, voxel_size=None) -> tuple[np.ndarray, tuple[float, float, f
             raise BonefemError(f"{path}: unknown image format {suffix!r}; expected one of "
                                f"{', '.join(NUMPY + NIFTI + META + TIFF)} or a folder of "
                                "TIFF slices")
-    except (OSError, ValueError) as err:
-        raise BonefemError(f"{path}: cannot read image ({err})") from None
+    except BonefemError:
+        raise
+    except Exception as err:  # noqa: BLE001 - every reader has its own error classes
+        # (nibabel's ImageFileError, tifffile's TiffFileError, zlib/gzip errors...): a file
+        # that its reader cannot parse is a user error, reported with the reader's words.
+        raise BonefemError(f"{path}: cannot read image ({type(err).__name__}: {err})") from None
     image = np.asarray(image)
     if image.ndim != 3:
         raise BonefemError(f"{path}: expected a 3-D image, got shape {image.shape}")

@@ -1,0 +1,39 @@
+"""Memory estimate before assembly, so a model too large for the machine is refused
+with numbers instead of being killed halfway (or swapping for hours)."""
+
+from __future__ import annotations
+
+# Bytes per DOF for the whole job (matrix with 81 nonzeros per row in 3x3 blocks, GAMG
+# hierarchy, vectors, mesh): measured peak RSS of the demo-size solves here (about 1.4 kB
+# per DOF over 2 ranks, NOTES-dolfinx.md: 1.64 M DOF -> 2.3 GB), rounded up.
+BYTES_PER_DOF = 1600.0
+BYTES_PER_RANK = 300e6   # Python, DOLFINx, PETSc and MPI themselves
+
+
+def estimate_bytes(dofs: int, ranks: int) -> float:
+    """Estimated peak memory (bytes) of a solve with ``dofs`` DOF on ``ranks`` ranks."""
+    return dofs * BYTES_PER_DOF + ranks * BYTES_PER_RANK
+
+
+def available_bytes() -> float | None:
+    """MemAvailable of this machine (bytes), or None where /proc/meminfo is missing."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024.0
+    except OSError:
+        return None
+    return None
+
+
+def check(dofs: int, ranks: int, where: str = "model") -> None:
+    """Raise BonefemError if the estimate exceeds the available memory."""
+    from fem.errors import BonefemError
+
+    need, have = estimate_bytes(dofs, ranks), available_bytes()
+    if have is not None and need > have:
+        raise BonefemError(
+            f"{where}: about {need / 1e9:.1f} GB needed for {dofs / 1e6:.2f} M DOF on {ranks} "
+            f"rank(s), {have / 1e9:.1f} GB available; use a smaller region or coarser voxels, run "
+            "on a bigger machine, or set solver.memory_check = false to try anyway")
