@@ -18,12 +18,15 @@ def _parser() -> argparse.ArgumentParser:
                                 "(micro-FE with DOLFINx and PETSc). Units: mm, N, MPa.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("solve", help="solve one image in compression (no case file)")
-    s.add_argument("image", help=".npy, .npz, .nii or .nii.gz bone image (axes x, y, z; z = load axis)")
+    s = sub.add_parser("solve", help="solve one image or volume mesh in compression (no case file)")
+    s.add_argument("image", help=".npy, .npz, .nii or .nii.gz bone image (axes x, y, z; z = load axis), "
+                   "or a volume mesh in mm (.msh, .vtu, .vtk, .xdmf, .inp; docs/conformal.md)")
     s.add_argument("--voxel-size", type=float, nargs="+", metavar="MM",
                    help="voxel edge in mm (one value or dx dy dz); required for NumPy images")
     s.add_argument("--threshold", type=float, help="grey level: voxels >= T are bone (default: nonzero)")
     s.add_argument("--modulus", type=float, default=10000.0, metavar="MPA", help="tissue modulus, MPa")
+    s.add_argument("--modulus-field", metavar="NAME",
+                   help="meshes: take each element's modulus (MPa) from this cell data array")
     s.add_argument("--poisson", type=float, default=0.3, metavar="NU", help="Poisson ratio")
     s.add_argument("--test", choices=("uniaxial", "axial"), default="uniaxial")
     s.add_argument("--strain", type=float, default=-0.01, help="applied strain along z")
@@ -64,6 +67,17 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("trial", help="output folder of `bonefem run TRIAL.toml`")
     rp.add_argument("-o", "--output", default="docs/results.md")
 
+    b = sub.add_parser("batch", help="run many cases or a trial's specimens over groups of MPI ranks")
+    b.add_argument("cases", nargs="+", help="case files (single specimens or trials)")
+    b.add_argument("--ranks-per-job", type=int, default=1, metavar="K",
+                   help="ranks per job; the world is split into N/K groups")
+    b.add_argument("-o", "--output", default="results/batch", help="output folder")
+    b.add_argument("--quiet", action="store_true", help="no per-job lines")
+
+    co = sub.add_parser("collect", help="gather the results of many runs into one CSV table")
+    co.add_argument("folders", nargs="+", help="result folders (searched recursively)")
+    co.add_argument("-o", "--output", default="collected.csv")
+
     sub.add_parser("info", help="software versions and MPI ranks")
     return p
 
@@ -91,13 +105,21 @@ def _summary(result: dict) -> str:
     ])
 
 
-def _run(case, outdir) -> int:
+def _run(case, outdir, modulus_field=None) -> int:
     from mpi4py import MPI
 
+    from fem.mesh.external import is_mesh_file
     from fem.pipeline import run_case
 
     comm = MPI.COMM_WORLD
-    result = run_case(case, outdir, comm)
+    if case.specimen.image is not None and is_mesh_file(case.specimen.image):
+        from fem.conformal import run_mesh_file
+
+        result = run_mesh_file(case, outdir, comm, modulus_field=modulus_field)
+    elif modulus_field is not None:
+        raise BonefemError("--modulus-field applies to volume meshes, not to images")
+    else:
+        result = run_case(case, outdir, comm)
     if comm.rank == 0:
         print(f"bonefem: results in {outdir}/result.json")
         print(_summary(result))
@@ -122,7 +144,7 @@ def cmd_solve(args) -> int:
     if args.threshold is not None:
         table["specimen"]["threshold"] = args.threshold
     case = case_from_dict(table, source="command line", base_dir=Path.cwd())
-    return _run(case, args.output or f"results/{_stem(args.image)}")
+    return _run(case, args.output or f"results/{_stem(args.image)}", args.modulus_field)
 
 
 def cmd_run(args) -> int:
@@ -195,6 +217,25 @@ def cmd_view(args) -> int:
     return 0
 
 
+def cmd_batch(args) -> int:
+    from mpi4py import MPI
+
+    from fem.batch import run_batch
+
+    run_batch(args.cases, args.output, args.ranks_per_job, MPI.COMM_WORLD, quiet=args.quiet)
+    if MPI.COMM_WORLD.rank == 0:
+        print(f"bonefem batch: results in {args.output}/ (`bonefem collect {args.output}` for one table)")
+    return 0
+
+
+def cmd_collect(args) -> int:
+    from fem.report.collect import collect
+
+    n = collect(args.folders, args.output)
+    print(f"bonefem: {n} rows written to {args.output}")
+    return 0
+
+
 def cmd_report(args) -> int:
     from fem.report.results_doc import write_results_doc
 
@@ -219,7 +260,8 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         commands = {"solve": cmd_solve, "run": cmd_run, "info": cmd_info, "specimen": cmd_specimen,
-                    "calibrate": cmd_calibrate, "view": cmd_view, "report": cmd_report}
+                    "calibrate": cmd_calibrate, "view": cmd_view, "report": cmd_report,
+                    "batch": cmd_batch, "collect": cmd_collect}
         return commands[args.command](args)
     except BonefemError as err:
         rank = 0

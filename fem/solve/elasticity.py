@@ -51,28 +51,33 @@ def _sigma(u, E, nu):
     return 2.0 * mu * eps + lmbda * ufl.tr(eps) * ufl.Identity(len(u))
 
 
-def solve_compression(msh, modulus_cells: np.ndarray, poisson: float, test: str,
-                      strain: float, height: float, pins=None, rtol=1e-8,
-                      max_iterations=5000) -> Solution:
-    """Solve one displacement-controlled compression test along z.
+@dataclass
+class System:
+    """The assembled compression problem: spaces, forms and the PETSc system.
 
-    Parameters
-    ----------
-    msh : dolfinx.mesh.Mesh spanning z in [0, height] mm
-    modulus_cells : (n_local_cells,) Young's modulus of each local cell, MPa
-    poisson : Poisson ratio
-    test : "uniaxial" or "axial" (see fem.solve.loadcases)
-    strain : apparent strain along z (negative = compression)
-    pins : (2, 3) pin coordinates for "uniaxial" (fem.solve.loadcases.pin_points)
+    A : stiffness matrix (MPIAIJ, block size 3) with Dirichlet rows and columns
+        replaced by the identity; b : right-hand side (lifted Dirichlet values)
+    top_dofs : local unrolled indices of the owned top-face z DOFs
     """
+
+    V: object
+    Q: object
+    E: object
+    nu: object
+    dx: object
+    a: object
+    bcs: list
+    top_dofs: np.ndarray
+    A: PETSc.Mat
+    b: PETSc.Vec
+
+
+def assemble_system(msh, modulus_cells, poisson, test, strain, height, pins=None) -> System:
+    """Assemble K u = f for a compression test (arguments as in :func:`solve_compression`)."""
     import dolfinx.fem
     import dolfinx.fem.petsc
-    import dolfinx.la
     import ufl
 
-    comm = msh.comm
-    timings = {}
-    t0 = time.perf_counter()
     V = dolfinx.fem.functionspace(msh, ("Lagrange", 1, (3,)))
     Q = dolfinx.fem.functionspace(msh, ("DG", 0))
     E = dolfinx.fem.Function(Q, name="modulus")
@@ -95,10 +100,41 @@ def solve_compression(msh, modulus_cells: np.ndarray, poisson: float, test: str,
     dolfinx.fem.petsc.apply_lifting(b, [a], bcs=[bcs])
     b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
     dolfinx.fem.petsc.set_bc(b, bcs)
+    return System(V, Q, E, nu, dx, a, bcs, top_dofs, A, b)
+
+
+def solve_compression(msh, modulus_cells: np.ndarray, poisson: float, test: str,
+                      strain: float, height: float, pins=None, rtol=1e-8,
+                      max_iterations=5000, preset: str | None = None) -> Solution:
+    """Solve one displacement-controlled compression test along z.
+
+    Parameters
+    ----------
+    msh : dolfinx.mesh.Mesh spanning z in [0, height] mm
+    modulus_cells : (n_local_cells,) Young's modulus of each local cell, MPa
+    poisson : Poisson ratio
+    test : "uniaxial" or "axial" (see fem.solve.loadcases)
+    strain : apparent strain along z (negative = compression)
+    pins : (2, 3) pin coordinates for "uniaxial" (fem.solve.loadcases.pin_points)
+    preset : solver option set, a key of fem.solve.solver.PRESETS; None = the fast
+        default ("demo" = the DOLFINx elasticity demo's GAMG, the benchmark baseline)
+    """
+    import dolfinx.fem
+    import dolfinx.la
+    import ufl
+
+    comm = msh.comm
+    timings = {}
+    t0 = time.perf_counter()
+    system = assemble_system(msh, modulus_cells, poisson, test, strain, height, pins)
+    V, Q, E, nu, dx = system.V, system.Q, system.E, system.nu, system.dx
+    A, b, top_dofs = system.A, system.b, system.top_dofs
+    v = ufl.TestFunction(V)
+    n_cells = msh.topology.index_map(3).size_local
     timings["assembly"] = time.perf_counter() - t0
 
     uh = dolfinx.fem.Function(V, name="displacement")
-    ksp = solver.make_ksp(A, V, rtol=rtol, max_iterations=max_iterations)
+    ksp = solver.make_ksp(A, V, rtol=rtol, max_iterations=max_iterations, preset=preset)
     stats = solver.solve(ksp, b, uh.x.petsc_vec)
     uh.x.scatter_forward()
     timings["solve"] = stats.seconds

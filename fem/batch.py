@@ -1,0 +1,140 @@
+"""MPI batch driver: many cases (or a trial's specimens) over groups of ranks.
+
+``mpirun -n N bonefem batch CASES... --ranks-per-job K`` splits the world into N/K
+groups. Each group takes the next unclaimed job (an exclusive claim file, see
+_Claims), so fast and slow jobs balance. A job is one case file,
+or one cohort x seed of a trial; every job writes its results atomically into its own
+folder under the output folder, and a re-run skips what is already there (trials
+resume row by row). Numbers are the same as serial runs of the same jobs.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from mpi4py import MPI
+
+from fem.case import Case, load_case
+from fem.errors import BonefemError
+
+
+def _jobs(cases: list[Case], outdir: Path) -> list[tuple[Case, Path]]:
+    """(case, output folder) per job: a single case is one job; a trial one per cohort x seed."""
+    jobs = []
+    for case in cases:
+        name = Path(case.source).stem
+        if case.trial is None:
+            jobs.append((case, outdir / name))
+            continue
+        for cohort in case.trial.cohorts:
+            for seed in case.trial.seeds:
+                sub = replace(case, trial=replace(case.trial, cohorts=[cohort], seeds=[seed]))
+                jobs.append((sub, outdir / name / "jobs" / f"{cohort}-s{seed}"))
+    return jobs
+
+
+class _Claims:
+    """Dynamic job assignment without a server: a group leader takes a job by creating
+    its claim file with O_CREAT | O_EXCL, which exactly one process can do (also on a
+    cluster's shared file system). Claims live in a folder unique to this run."""
+
+    def __init__(self, outdir: Path, world):
+        import os
+        import uuid
+
+        name = world.bcast(f".claims-{uuid.uuid4().hex[:12]}" if world.rank == 0 else None, root=0)
+        self.folder = outdir / name
+        if world.rank == 0:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        world.Barrier()
+        self._os, self.cursor = os, 0
+
+    def next(self, n_jobs: int) -> int:
+        """The next unclaimed job index, or n_jobs when all are taken."""
+        os = self._os
+        while self.cursor < n_jobs:
+            index = self.cursor
+            self.cursor += 1
+            try:
+                os.close(os.open(self.folder / str(index), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                return index
+            except FileExistsError:
+                continue
+        return n_jobs
+
+    def remove(self):
+        import shutil
+
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def run_batch(case_paths, outdir, ranks_per_job: int = 1, world=MPI.COMM_WORLD,
+              quiet: bool = False) -> list[Path]:
+    """Run every job; return the output folders of the jobs (on world rank 0)."""
+    from fem.pipeline import run_case
+    from fem.trial import run_trial
+
+    if ranks_per_job < 1 or world.size % ranks_per_job:
+        raise BonefemError(f"--ranks-per-job {ranks_per_job} must divide the {world.size} ranks")
+    cases = [load_case(p) for p in case_paths]
+    outdir = Path(outdir)
+    jobs = _jobs(cases, outdir)
+    group = world.Split(world.rank // ranks_per_job, world.rank)
+    claims = _Claims(outdir, world)
+    t0 = time.perf_counter()
+    quiet_log = lambda *a, **k: None  # noqa: E731
+    while True:
+        index = group.bcast(claims.next(len(jobs)) if group.rank == 0 else None, root=0)
+        if index >= len(jobs):
+            break
+        case, folder = jobs[index]
+        t = time.perf_counter()
+        try:
+            if case.trial is None:
+                if (folder / "result.json").exists():
+                    status = "done earlier"
+                else:
+                    run_case(case, folder, group, log=quiet_log)
+                    status = "solved"
+            else:
+                run_trial(case, folder, group, log=quiet_log)
+                status = "ran"
+        except BonefemError as err:
+            status = f"FAILED: {err}"
+        if group.rank == 0 and not quiet:
+            print(f"bonefem batch: job {index + 1}/{len(jobs)} {folder.relative_to(outdir)} "
+                  f"{status} in {time.perf_counter() - t:.1f} s (group of {group.size} rank(s), "
+                  f"{time.perf_counter() - t0:.0f} s elapsed)", flush=True)
+    world.Barrier()
+    if world.rank == 0:
+        claims.remove()
+        for case in cases:
+            if case.trial is not None:
+                _merge_trial(case, outdir / Path(case.source).stem)
+    group.Free()
+    return [folder for _, folder in jobs]
+
+
+def _merge_trial(case: Case, folder: Path) -> None:
+    """Tabulate a trial whose specimens ran as separate jobs."""
+    import json
+
+    from fem.report.trial_report import write_trial
+
+    rows, solves = [], 0
+    t = case.trial
+    for cohort in t.cohorts:
+        for seed in t.seeds:
+            job = folder / "jobs" / f"{cohort}-s{seed}"
+            try:
+                rows += [json.loads(line) for line in (job / "rows.jsonl").read_text().splitlines()
+                         if line.strip()]
+                solves += json.loads((job / "result.json").read_text())["solves"]
+            except FileNotFoundError:
+                print(f"bonefem batch: {job} has no results; the trial table leaves it out",
+                      file=sys.stderr)
+    if rows:
+        write_trial(rows, case, folder, 0.0, solves)
