@@ -122,7 +122,7 @@ def run_trial(case: Case, outdir, comm=MPI.COMM_WORLD, log=print) -> list[dict]:
             raise BonefemError(f"{outdir}: cannot create the output folder ({err.strerror})") from None
         return _load_rows(rows_path)
 
-    done = root_call(comm, setup)
+    done = comm.bcast(root_call(comm, setup), root=0)
     solve = _Solver(case, comm, log)
     e_ref = case.material.modulus
     dt = t.dt_months / 12.0
@@ -171,7 +171,8 @@ def run_trial(case: Case, outdir, comm=MPI.COMM_WORLD, log=print) -> list[dict]:
             if base_row is None or fields_dir is not None:
                 r0 = solve(specimen_of(base, e_ref) if comm.rank == 0 else None,
                            fields_dir / f"{tag}-baseline" if fields_dir else None)
-                base_row = _row(cohort, seed, "baseline", 0.0, root_call(comm, _measure, base), r0, {}, None)
+                m0 = comm.bcast(root_call(comm, _measure, base), root=0)
+                base_row = _row(cohort, seed, "baseline", 0.0, m0, r0, {}, None)
                 base_row["key"] = base_key
                 emit(base_row)
             else:
@@ -196,7 +197,7 @@ def run_trial(case: Case, outdir, comm=MPI.COMM_WORLD, log=print) -> list[dict]:
                     last = abs(c - max(t.checkpoints)) < 1e-9
                     r = solve(specimen_of(state, e_ref) if comm.rank == 0 else None,
                               fields_dir / f"{tag}-{arm}-{c:g}y" if (fields_dir and last) else None)
-                    m = root_call(comm, _measure, state)
+                    m = comm.bcast(root_call(comm, _measure, state), root=0)
                     extra = comm.bcast({"perforations": state.perforations, "activations": state.activations}
                                        if comm.rank == 0 else None, root=0)
                     parts = None
@@ -208,7 +209,8 @@ def run_trial(case: Case, outdir, comm=MPI.COMM_WORLD, log=print) -> list[dict]:
                             mineral = baseline_tissue_on(state.phi, base.phi, base.mineral, base.spacing)
                             quality = baseline_tissue_on(state.phi, base.phi, base.quality, base.spacing)
                             return d, specimen_of(moved, e_ref), specimen_of(state, e_ref, mineral, quality)
-                        d, s_mass, s_tissue = root_call(comm, counterfactuals)
+                        d, s_mass, s_tissue = root_call(comm, counterfactuals) or (None, None, None)
+                        d = comm.bcast(d, root=0)
                         f_mass = solve(s_mass)["pistoia"]["failure_load_N"]
                         f_fixed = solve(s_tissue)["pistoia"]["failure_load_N"]
                         parts = attribute(f_base, r["pistoia"]["failure_load_N"], f_mass, f_fixed, d)

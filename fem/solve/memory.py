@@ -4,9 +4,9 @@ with numbers instead of being killed halfway (or swapping for hours)."""
 from __future__ import annotations
 
 # Bytes per DOF for the whole job (matrix with 81 nonzeros per row in 3x3 blocks, GAMG
-# hierarchy, vectors, mesh): measured peak RSS of the demo-size solves here (about 1.4 kB
-# per DOF over 2 ranks, NOTES-dolfinx.md: 1.64 M DOF -> 2.3 GB), rounded up.
-BYTES_PER_DOF = 1600.0
+# hierarchy, vectors, mesh): peak RSS measured by bench/solver.py (docs/benchmark.md: 0.32 M DOF,
+# 1.2 GiB over 2 ranks, of which about 0.25 GiB per rank is the base), rounded up.
+BYTES_PER_DOF = 2000.0
 BYTES_PER_RANK = 300e6   # Python, DOLFINx, PETSc and MPI themselves
 
 
