@@ -65,3 +65,15 @@ def test_unknown_cohort_and_arm_name_the_key(tmp_path):
     _fails(run_cli("run", case), "[trial.arms]", "unknown arm 'aspirin'")
     case.write_text('[trial]\ncheckpoints = [3.0]\nyears = 2.0\n')
     _fails(run_cli("run", case), "[trial.checkpoints]")
+
+
+def test_unwritable_output_fails_clearly_and_keeps_earlier_results(tmp_path):
+    np.save(tmp_path / "solid.npy", np.ones((3, 3, 3), np.uint8))
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file where the output folder should go")
+    _fails(run_cli("solve", tmp_path / "solid.npy", "--voxel-size", 0.05, "-o", blocker),
+           "taken", "not a folder")
+    assert blocker.read_text().startswith("a file")
+    trial = tmp_path / "t.toml"
+    trial.write_text('[trial]\ncohorts = ["elderly-osteoporotic"]\narms = ["untreated"]\n')
+    _fails(run_cli("run", trial, "-o", blocker / "sub"), "cannot create the output folder")
