@@ -72,7 +72,7 @@ class _Claims:
 
 
 def run_batch(case_paths, outdir, ranks_per_job: int = 1, world=MPI.COMM_WORLD,
-              quiet: bool = False) -> list[Path]:
+              quiet: bool = False, verbose: bool = False) -> list[Path]:
     """Run every job; return the output folders of the jobs (on world rank 0)."""
     from fem.pipeline import run_case
     from fem.trial import run_trial
@@ -84,8 +84,9 @@ def run_batch(case_paths, outdir, ranks_per_job: int = 1, world=MPI.COMM_WORLD,
     jobs = _jobs(cases, outdir)
     group = world.Split(world.rank // ranks_per_job, world.rank)
     claims = _Claims(outdir, world)
+    n_groups, finished = world.size // ranks_per_job, 0
     t0 = time.perf_counter()
-    quiet_log = lambda *a, **k: None  # noqa: E731
+    job_log = print if verbose else (lambda *a, **k: None)  # each job's own progress lines
     while True:
         index = group.bcast(claims.next(len(jobs)) if group.rank == 0 else None, root=0)
         if index >= len(jobs):
@@ -97,17 +98,21 @@ def run_batch(case_paths, outdir, ranks_per_job: int = 1, world=MPI.COMM_WORLD,
                 if (folder / "result.json").exists():
                     status = "done earlier"
                 else:
-                    run_case(case, folder, group, log=quiet_log)
+                    run_case(case, folder, group, log=job_log)
                     status = "solved"
             else:
-                run_trial(case, folder, group, log=quiet_log)
+                run_trial(case, folder, group, log=job_log)
                 status = "ran"
         except BonefemError as err:
             status = f"FAILED: {err}"
         if group.rank == 0 and not quiet:
+            finished += 1
+            elapsed = time.perf_counter() - t0
+            # Jobs are spread over the groups: the rate of this group times their number.
+            eta = elapsed / finished * max(len(jobs) - index - 1, 0) / n_groups
             print(f"bonefem batch: job {index + 1}/{len(jobs)} {folder.relative_to(outdir)} "
                   f"{status} in {time.perf_counter() - t:.1f} s (group of {group.size} rank(s), "
-                  f"{time.perf_counter() - t0:.0f} s elapsed)", flush=True)
+                  f"{elapsed:.0f} s elapsed, about {eta / 60:.1f} min left)", flush=True)
     world.Barrier()
     if world.rank == 0:
         claims.remove()

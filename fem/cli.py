@@ -73,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="ranks per job; the world is split into N/K groups")
     b.add_argument("-o", "--output", default="results/batch", help="output folder")
     b.add_argument("--quiet", action="store_true", help="no per-job lines")
+    b.add_argument("--verbose", action="store_true", help="also each job's own progress lines")
 
     co = sub.add_parser("collect", help="gather the results of many runs into one CSV table")
     co.add_argument("folders", nargs="+", help="result folders (searched recursively)")
@@ -222,7 +223,8 @@ def cmd_batch(args) -> int:
 
     from fem.batch import run_batch
 
-    run_batch(args.cases, args.output, args.ranks_per_job, MPI.COMM_WORLD, quiet=args.quiet)
+    run_batch(args.cases, args.output, args.ranks_per_job, MPI.COMM_WORLD, quiet=args.quiet,
+              verbose=args.verbose)
     if MPI.COMM_WORLD.rank == 0:
         print(f"bonefem batch: results in {args.output}/ (`bonefem collect {args.output}` for one table)")
     return 0

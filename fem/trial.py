@@ -156,8 +156,10 @@ def run_trial(case: Case, outdir, comm=MPI.COMM_WORLD, log=print) -> list[dict]:
                 reused += 1 + len(t.arms) * len(t.checkpoints)
                 say(f"[{job}/{n_jobs}] {cohort}, seed {seed}: finished earlier, reused")
                 continue
+            elapsed = time.perf_counter() - t_start
+            eta = f", about {elapsed / (job - 1) * (n_jobs - job + 1) / 60:.0f} min left" if job > 1 else ""
             say(f"[{job}/{n_jobs}] {cohort}, seed {seed}: generating and spinning up "
-                f"({time.perf_counter() - t_start:.0f} s)")
+                f"({elapsed:.0f} s{eta})")
 
             def prepare():
                 g = dict(load_cohort(cohort)["generator"], size=t.specimen.size,
