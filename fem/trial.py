@@ -141,85 +141,85 @@ def run_trial(case: Case, outdir, comm=MPI.COMM_WORLD, log=print) -> list[dict]:
                 raise BonefemError(f"{rows_path}: cannot write a result ({err.strerror}); the "
                                    "rows written before are intact") from None
 
-    for cohort in t.cohorts:
-        for seed in t.seeds:
-            job += 1
-            base_key = job_keys(case, cohort, seed)
-            arm_keys = {arm: job_keys(case, cohort, seed, arm) for arm in t.arms}
-            cached = {arm: [done.get((arm_keys[arm], arm, c)) for c in t.checkpoints] for arm in t.arms}
-            base_row = done.get((base_key, "baseline", 0.0))
-            if base_row and all(all(r is not None for r in v) for v in cached.values()):
-                emit(base_row, new=False)
-                for arm in t.arms:
-                    for r in cached[arm]:
-                        emit(r, new=False)
-                reused += 1 + len(t.arms) * len(t.checkpoints)
-                say(f"[{job}/{n_jobs}] {cohort}, seed {seed}: finished earlier, reused")
-                continue
-            elapsed = time.perf_counter() - t_start
-            eta = f", about {elapsed / (job - 1) * (n_jobs - job + 1) / 60:.0f} min left" if job > 1 else ""
-            say(f"[{job}/{n_jobs}] {cohort}, seed {seed}: generating and spinning up "
-                f"({elapsed:.0f} s{eta})")
-
-            def prepare():
-                g = dict(load_cohort(cohort)["generator"], size=t.specimen.size,
-                         voxel_size=t.specimen.voxel_size, seed=seed)
-                net = generate(**g)
-                return baseline_state(net.phi, net.spacing, cohort, seed, t.spinup_years, dt)
-
-            base = root_call(comm, prepare)
-            fields_dir = outdir / "fields" if (case.output.fields and seed == t.seeds[0]) else None
-            tag = f"{cohort}-s{seed}"
-            if base_row is None or fields_dir is not None:
-                r0 = solve(specimen_of(base, e_ref) if comm.rank == 0 else None,
-                           fields_dir / f"{tag}-baseline" if fields_dir else None)
-                m0 = comm.bcast(root_call(comm, _measure, base), root=0)
-                base_row = _row(cohort, seed, "baseline", 0.0, m0, r0, {}, None)
-                base_row["key"] = base_key
-                emit(base_row)
-            else:
-                emit(base_row, new=False)
-            f_base = base_row["failure_load_N"]
+    # Seed-major order: a trial stopped early still covers every cohort.
+    for seed, cohort in ((s, c) for s in t.seeds for c in t.cohorts):
+        job += 1
+        base_key = job_keys(case, cohort, seed)
+        arm_keys = {arm: job_keys(case, cohort, seed, arm) for arm in t.arms}
+        cached = {arm: [done.get((arm_keys[arm], arm, c)) for c in t.checkpoints] for arm in t.arms}
+        base_row = done.get((base_key, "baseline", 0.0))
+        if base_row and all(all(r is not None for r in v) for v in cached.values()):
+            emit(base_row, new=False)
             for arm in t.arms:
-                if all(r is not None for r in cached[arm]):
-                    for r in cached[arm]:
-                        emit(r, new=False)
-                    reused += len(t.checkpoints)
+                for r in cached[arm]:
+                    emit(r, new=False)
+            reused += 1 + len(t.arms) * len(t.checkpoints)
+            say(f"[{job}/{n_jobs}] {cohort}, seed {seed}: finished earlier, reused")
+            continue
+        elapsed = time.perf_counter() - t_start
+        eta = f", about {elapsed / (job - 1) * (n_jobs - job + 1) / 60:.0f} min left" if job > 1 else ""
+        say(f"[{job}/{n_jobs}] {cohort}, seed {seed}: generating and spinning up "
+            f"({elapsed:.0f} s{eta})")
+
+        def prepare():
+            g = dict(load_cohort(cohort)["generator"], size=t.specimen.size,
+                     voxel_size=t.specimen.voxel_size, seed=seed)
+            net = generate(**g)
+            return baseline_state(net.phi, net.spacing, cohort, seed, t.spinup_years, dt)
+
+        base = root_call(comm, prepare)
+        fields_dir = outdir / "fields" if (case.output.fields and seed == t.seeds[0]) else None
+        tag = f"{cohort}-s{seed}"
+        if base_row is None or fields_dir is not None:
+            r0 = solve(specimen_of(base, e_ref) if comm.rank == 0 else None,
+                       fields_dir / f"{tag}-baseline" if fields_dir else None)
+            m0 = comm.bcast(root_call(comm, _measure, base), root=0)
+            base_row = _row(cohort, seed, "baseline", 0.0, m0, r0, {}, None)
+            base_row["key"] = base_key
+            emit(base_row)
+        else:
+            emit(base_row, new=False)
+        f_base = base_row["failure_load_N"]
+        for arm in t.arms:
+            if all(r is not None for r in cached[arm]):
+                for r in cached[arm]:
+                    emit(r, new=False)
+                reused += len(t.checkpoints)
+                continue
+            say(f"    {arm}: remodelling {t.years:g} years, solving at {t.checkpoints} years")
+            snaps = root_call(comm, lambda: run_arm(base, cohort, arm, t.years, seed, dt,
+                                                    t.checkpoints, arm_params(cohort, arm))[1])
+            for c, old in zip(t.checkpoints, cached[arm]):
+                if old is not None:
+                    emit(old, new=False)
+                    reused += 1
                     continue
-                say(f"    {arm}: remodelling {t.years:g} years, solving at {t.checkpoints} years")
-                snaps = root_call(comm, lambda: run_arm(base, cohort, arm, t.years, seed, dt,
-                                                        t.checkpoints, arm_params(cohort, arm))[1])
-                for c, old in zip(t.checkpoints, cached[arm]):
-                    if old is not None:
-                        emit(old, new=False)
-                        reused += 1
-                        continue
-                    key = round(round(c / dt) * dt, 6)
-                    state = snaps[key] if comm.rank == 0 else None
-                    last = abs(c - max(t.checkpoints)) < 1e-9
-                    r = solve(specimen_of(state, e_ref) if comm.rank == 0 else None,
-                              fields_dir / f"{tag}-{arm}-{c:g}y" if (fields_dir and last) else None)
-                    m = comm.bcast(root_call(comm, _measure, state), root=0)
-                    extra = comm.bcast({"perforations": state.perforations, "activations": state.activations}
-                                       if comm.rank == 0 else None, root=0)
-                    parts = None
-                    if t.attribution:
-                        def counterfactuals():
-                            d = matching_move(base.phi, base.spacing, bone_volume(state.phi, state.spacing))
-                            moved = base.copy()
-                            moved.phi = move_surface(base.phi, d)
-                            mineral = baseline_tissue_on(state.phi, base.phi, base.mineral, base.spacing)
-                            quality = baseline_tissue_on(state.phi, base.phi, base.quality, base.spacing)
-                            return d, specimen_of(moved, e_ref), specimen_of(state, e_ref, mineral, quality)
-                        d, s_mass, s_tissue = root_call(comm, counterfactuals) or (None, None, None)
-                        d = comm.bcast(d, root=0)
-                        f_mass = solve(s_mass)["pistoia"]["failure_load_N"]
-                        f_fixed = solve(s_tissue)["pistoia"]["failure_load_N"]
-                        parts = attribute(f_base, r["pistoia"]["failure_load_N"], f_mass, f_fixed, d)
-                    row = _row(cohort, seed, arm, c, m, r, extra, parts)
-                    row["key"] = arm_keys[arm]
-                    emit(row)
-            say(f"    done: {solve.count} solves so far, {reused} rows reused")
+                key = round(round(c / dt) * dt, 6)
+                state = snaps[key] if comm.rank == 0 else None
+                last = abs(c - max(t.checkpoints)) < 1e-9
+                r = solve(specimen_of(state, e_ref) if comm.rank == 0 else None,
+                          fields_dir / f"{tag}-{arm}-{c:g}y" if (fields_dir and last) else None)
+                m = comm.bcast(root_call(comm, _measure, state), root=0)
+                extra = comm.bcast({"perforations": state.perforations, "activations": state.activations}
+                                   if comm.rank == 0 else None, root=0)
+                parts = None
+                if t.attribution:
+                    def counterfactuals():
+                        d = matching_move(base.phi, base.spacing, bone_volume(state.phi, state.spacing))
+                        moved = base.copy()
+                        moved.phi = move_surface(base.phi, d)
+                        mineral = baseline_tissue_on(state.phi, base.phi, base.mineral, base.spacing)
+                        quality = baseline_tissue_on(state.phi, base.phi, base.quality, base.spacing)
+                        return d, specimen_of(moved, e_ref), specimen_of(state, e_ref, mineral, quality)
+                    d, s_mass, s_tissue = root_call(comm, counterfactuals) or (None, None, None)
+                    d = comm.bcast(d, root=0)
+                    f_mass = solve(s_mass)["pistoia"]["failure_load_N"]
+                    f_fixed = solve(s_tissue)["pistoia"]["failure_load_N"]
+                    parts = attribute(f_base, r["pistoia"]["failure_load_N"], f_mass, f_fixed, d)
+                row = _row(cohort, seed, arm, c, m, r, extra, parts)
+                row["key"] = arm_keys[arm]
+                emit(row)
+        say(f"    done: {solve.count} solves so far, {reused} rows reused")
     if comm.rank == 0:
         from fem.report.trial_report import write_trial
 
