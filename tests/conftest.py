@@ -26,6 +26,14 @@ def run_cli(*args, mpi=0, cwd=None, check=False):
     return proc
 
 
+def fails(proc, *fragments):
+    """Assert a user error: exit status 2, no traceback, and each fragment in stderr."""
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for f in fragments:
+        assert f in proc.stderr, proc.stderr
+
+
 def read_result(outdir) -> dict:
     return json.loads((Path(outdir) / "result.json").read_text())
 

@@ -4,14 +4,7 @@ import numpy as np
 import pytest
 
 from fem.errors import BonefemError
-from tests.conftest import read_result, run_cli
-
-
-def _fails(proc, *fragments):
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    for f in fragments:
-        assert f in proc.stderr, proc.stderr
+from tests.conftest import fails as _fails, read_result, run_cli
 
 
 def test_unreadable_image(tmp_path):

@@ -5,7 +5,7 @@ import pytest
 
 from fem.specimen.io import read_image, write_nifti
 from fem.specimen.synthetic import trabecular_foam
-from tests.conftest import read_result, run_cli
+from tests.conftest import fails as _fails, read_result, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +57,6 @@ def test_serial_and_two_ranks_agree(foam, tmp_path):
     assert p["reaction_force_N"] == pytest.approx(s["reaction_force_N"], rel=1e-8)
     assert p["pistoia"]["failure_load_N"] == pytest.approx(s["pistoia"]["failure_load_N"], rel=1e-6)
     assert (p["elements"], p["dofs"]) == (s["elements"], s["dofs"])
-
-
-def _fails(proc, *fragments):
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    for f in fragments:
-        assert f in proc.stderr, proc.stderr
 
 
 def test_user_errors_exit_2_with_a_clear_message(tmp_path):
