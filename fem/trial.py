@@ -110,10 +110,13 @@ def run_trial(case: Case, outdir, comm=MPI.COMM_WORLD, log=print) -> list[dict]:
     from fem.specimen.levelset import bone_volume, move_surface
     from fem.specimen.vertebral import generate
 
+    from fem.report.progress import Progress
+
     t = case.trial
-    say = log if comm.rank == 0 else (lambda *a, **k: None)
     outdir = Path(outdir)
     rows_path = outdir / "rows.jsonl"
+    progress = Progress(len(t.cohorts) * len(t.seeds), "trial", enabled=comm.rank == 0 and log is print)
+    say = (progress.write if log is print else log) if comm.rank == 0 else (lambda *a, **k: None)
 
     def setup():
         try:
@@ -155,6 +158,7 @@ def run_trial(case: Case, outdir, comm=MPI.COMM_WORLD, log=print) -> list[dict]:
                     emit(r, new=False)
             reused += 1 + len(t.arms) * len(t.checkpoints)
             say(f"[{job}/{n_jobs}] {cohort}, seed {seed}: finished earlier, reused")
+            progress.update(postfix=f"{cohort} seed {seed} (reused)")
             continue
         elapsed = time.perf_counter() - t_start
         eta = f", about {elapsed / (job - 1) * (n_jobs - job + 1) / 60:.0f} min left" if job > 1 else ""
@@ -220,6 +224,8 @@ def run_trial(case: Case, outdir, comm=MPI.COMM_WORLD, log=print) -> list[dict]:
                 row["key"] = arm_keys[arm]
                 emit(row)
         say(f"    done: {solve.count} solves so far, {reused} rows reused")
+        progress.update(postfix=f"{cohort} seed {seed}, {solve.count} solves")
+    progress.close()
     if comm.rank == 0:
         from fem.report.trial_report import write_trial
 
