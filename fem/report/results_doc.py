@@ -45,6 +45,18 @@ def findings(summary, cohorts, arms, t) -> list[str]:
                    "connectivity) by cohort: " + ", ".join(f"{c} {_f(v)}" for c, v in arch.items())
                    + "; perforations per specimen: "
                    + ", ".join(f"{c} {perf[c]:.0f}" for c in cohorts if perf[c] is not None) + ".")
+    ratios = []
+    for arm in arms:
+        if arm == "untreated":
+            continue
+        per = [(c, _get(summary, c, arm, t, "du_bmd_pct"), _get(summary, c, arm, t, "du_failure_load_pct"))
+               for c in cohorts]
+        per = [f"{c} {f / b:.2f}" for c, b, f in per if b and f is not None and abs(b) > 0.5]
+        if per:
+            ratios.append(f"{arm}: " + ", ".join(per))
+    if ratios:
+        out.append("- Failure-load change per % of BMD change, both against untreated (1 = strength "
+                   "follows BMD; > 1 = more strength than BMD shows): " + "; ".join(ratios) + ".")
     gaps = []
     for c in cohorts:
         for arm in arms:

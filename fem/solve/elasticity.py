@@ -13,7 +13,10 @@ import numpy as np
 from mpi4py import MPI
 from petsc4py import PETSc
 
+from fem.errors import SolverError
 from fem.solve import loadcases, solver
+
+BREAKDOWNS = ("DIVERGED_INDEFINITE_PC", "DIVERGED_INDEFINITE_MAT", "DIVERGED_BREAKDOWN", "DIVERGED_NANORINF")
 
 
 @dataclass
@@ -135,7 +138,18 @@ def solve_compression(msh, modulus_cells: np.ndarray, poisson: float, test: str,
 
     uh = dolfinx.fem.Function(V, name="displacement")
     ksp = solver.make_ksp(A, V, rtol=rtol, max_iterations=max_iterations, preset=preset)
-    stats = solver.solve(ksp, b, uh.x.petsc_vec)
+    try:
+        stats = solver.solve(ksp, b, uh.x.petsc_vec)
+    except SolverError as err:
+        # A breakdown of the default preconditioner (not slow convergence) gets one retry
+        # with the robust smoother settings; anything else, or a second failure, is an error.
+        if preset is not None or getattr(err, "reason", "") not in BREAKDOWNS:
+            raise
+        ksp.destroy()
+        uh.x.petsc_vec.set(0.0)
+        ksp = solver.make_ksp(A, V, rtol=rtol, max_iterations=max_iterations, preset="robust")
+        stats = solver.solve(ksp, b, uh.x.petsc_vec)
+        stats.converged_reason += f" (robust preset after {err.reason})"
     uh.x.scatter_forward()
     timings["solve"] = stats.seconds
     ksp.destroy()
