@@ -49,8 +49,8 @@ def _measure(state) -> dict:
 class _Solver:
     """Solves specimens on all ranks; counts the solves."""
 
-    def __init__(self, case: Case, comm, log):
-        self.case, self.comm, self.log, self.count = case, comm, log, 0
+    def __init__(self, case: Case, comm):
+        self.case, self.comm, self.count = case, comm, 0
 
     def __call__(self, spec: Specimen | None, outdir=None) -> dict:
         self.count += 1
@@ -126,7 +126,7 @@ def run_trial(case: Case, outdir, comm=MPI.COMM_WORLD, log=print) -> list[dict]:
         return _load_rows(rows_path)
 
     done = comm.bcast(root_call(comm, setup), root=0)
-    solve = _Solver(case, comm, log)
+    solve = _Solver(case, comm)
     e_ref = case.material.modulus
     dt = t.dt_months / 12.0
     rows, reused = [], 0

@@ -78,7 +78,3 @@ def run_arm(baseline: BoneState, cohort: str, arm: str, years: float, seed: int,
 def percent_change(history, key="bmd_mg_cm3") -> float:
     """Change of ``key`` from the first to the last row of a history, percent."""
     return 100.0 * (history[-1][key] / history[0][key] - 1.0)
-
-
-def mean_change(values) -> float:
-    return float(np.mean(values))

@@ -30,7 +30,7 @@ resorbed + formed, with volumes from the voxels' partial-volume fractions.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
@@ -101,7 +101,7 @@ class BoneState:
         return volume_fraction(self.phi, self.spacing)
 
 
-def surface_area(phi, spacing) -> float:
+def band_surface_area(phi, spacing) -> float:
     """Bone surface (mm^2) as the derivative of bone volume with respect to a surface
     move: (number of partial voxels) x h^2. Cheap, and consistent with the volumes."""
     h = voxel_edge(spacing)
@@ -151,7 +151,7 @@ def _record(state: BoneState, extra=None) -> dict:
         "bmd_mg_cm3": bmd(f, state.mineral),
         "tmd_relative": float(np.sum(f * state.mineral) / max(f.sum(), 1e-30)),
         "bone_volume_mm3": bone,
-        "bs_mm2": surface_area(state.phi, state.spacing),
+        "bs_mm2": band_surface_area(state.phi, state.spacing),
         "open_bmus": len(state.bmus),
         "activations": state.activations,
         "perforations": state.perforations,
@@ -253,7 +253,3 @@ def simulate(state: BoneState, params: RemodelParams, years: float, seed: int,
         if i in want:
             snapshots[round(state.time - t0, 6)] = state.copy()
     return history, snapshots
-
-
-def params_dict(p: RemodelParams) -> dict:
-    return asdict(p)

@@ -21,7 +21,7 @@ is assumed or calibrated (and to what).
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 from fem.errors import BonefemError
@@ -104,7 +104,3 @@ def apply_factors(base: RemodelParams, factors: dict) -> RemodelParams:
 def arm_params(cohort: str, arm: str) -> RemodelParams:
     """BMU parameters for one cohort x arm."""
     return apply_factors(untreated(cohort), drug_factors(arm, cohort))
-
-
-def describe_arm(cohort: str, arm: str) -> dict:
-    return asdict(arm_params(cohort, arm))
