@@ -174,7 +174,9 @@ def run_trial(case: Case, outdir, comm=MPI.COMM_WORLD, log=print) -> list[dict]:
         base = root_call(comm, prepare)
         fields_dir = outdir / "fields" if (case.output.fields and seed == t.seeds[0]) else None
         tag = f"{cohort}-s{seed}"
-        if base_row is None or fields_dir is not None:
+        # Re-solve a finished baseline only if its field files (for the renders) are missing.
+        missing_fields = fields_dir is not None and not (fields_dir / f"{tag}-baseline" / "fields.pvd").exists()
+        if base_row is None or missing_fields:
             r0 = solve(specimen_of(base, e_ref) if comm.rank == 0 else None,
                        fields_dir / f"{tag}-baseline" if fields_dir else None)
             m0 = comm.bcast(root_call(comm, _measure, base), root=0)
