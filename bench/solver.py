@@ -77,7 +77,7 @@ def solve_one(specimen: Path, method: str, repeat: int, rtol: float, export: Pat
         spec = Specimen(data["mask"], tuple(data["spacing"]), 10000.0,
                         fraction=data["fraction"].astype(float))
         grid = voxel_grid(spec.mask, spec.spacing)
-        meta = {"extent": grid.extent, "pins": pin_points(grid.points)}
+        meta = {"extent": grid.extent, "pins": pin_points(grid.points), "spacing": grid.spacing}
         per_cell = spec.element_modulus(grid)
         del spec, data
     meta = comm.bcast(meta, root=0)
@@ -90,7 +90,7 @@ def solve_one(specimen: Path, method: str, repeat: int, rtol: float, export: Pat
     runs = []
     for _ in range(repeat):
         sol = solve_compression(msh, per_cell, POISSON, "uniaxial", STRAIN, lz, meta["pins"],
-                                rtol=rtol, preset=method)
+                                rtol=rtol, preset=method, voxel_spacing=meta["spacing"])
         runs.append({k: comm.allreduce(v, op=MPI.MAX) for k, v in sol.timings.items()})
         runs[-1]["iterations"] = sol.stats.iterations
         reaction = sol.reaction_force
@@ -191,7 +191,7 @@ def main(argv=None):
     r.add_argument("--sizes", type=lambda s: [float(x) for x in s.split(",")],
                    default=[2.0, 3.0, 4.4, 6.0, 7.6], help="cube edges, mm (0.04 mm voxels)")
     r.add_argument("--ranks", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2])
-    r.add_argument("--methods", type=lambda s: s.split(","), default=["demo", "fast"])
+    r.add_argument("--methods", type=lambda s: s.split(","), default=["demo", "fast", "matfree"])
     r.add_argument("--max-size", type=lambda s: dict((k, float(v)) for k, v in
                    (kv.split("=") for kv in s.split(","))), default={},
                    help="largest size per method, e.g. demo=7.6")
@@ -201,7 +201,7 @@ def main(argv=None):
                    help="export the system for PyAMG up to this size, mm")
     o = sub.add_parser("one", help="(internal) one method on one specimen, under mpirun")
     o.add_argument("specimen")
-    o.add_argument("--method", default="fast")
+    o.add_argument("--method", default="matfree")
     o.add_argument("--repeat", type=int, default=3)
     o.add_argument("--rtol", type=float, default=1e-8)
     o.add_argument("--json", required=True)

@@ -165,7 +165,8 @@ def solve_specimen(spec: Specimen | None, case: Case, outdir=None, comm=MPI.COMM
         if case.solver.memory_check:
             from fem.solve import memory
 
-            memory.check(3 * len(grid.points), comm.size, case.source or "model")
+            memory.check(3 * len(grid.points), comm.size, case.source or "model",
+                         matfree=case.solver.method in ("auto", "matfree"))
         return grid
 
     grid = root_call(comm, voxelise)
@@ -182,7 +183,7 @@ def solve_specimen(spec: Specimen | None, case: Case, outdir=None, comm=MPI.COMM
                           np.column_stack([spec.element_modulus(grid), spec.element_fraction(grid)]), root=0)
     timings["mesh"] = time.perf_counter() - t0
     result, sol = solve_mesh(msh, per_cell[original, 0], per_cell[original, 1], meta["extent"],
-                             meta["pins"], case, comm, say)
+                             meta["pins"], case, comm, say, voxel_spacing=meta["spacing"])
     result.update({
         "voxels_removed": meta["voxels_removed"],
         "image_shape": list(map(int, meta["shape"])),
@@ -192,13 +193,16 @@ def solve_specimen(spec: Specimen | None, case: Case, outdir=None, comm=MPI.COMM
     return finish(result, sol, case, outdir, comm, timings, t_start)
 
 
-def solve_mesh(msh, modulus_cells, fraction_cells, extent, pins, case: Case, comm, say=print):
+def solve_mesh(msh, modulus_cells, fraction_cells, extent, pins, case: Case, comm, say=print,
+               voxel_spacing=None):
     """Solve, analyse and summarise a distributed mesh spanning [0, extent] (mm).
 
     modulus_cells : (n_local_cells,) element modulus, MPa
     fraction_cells : (n_local_cells,) bone volume fraction of each element (weights the
         Pistoia bone volume); ones for full elements
     pins : (2, 3) bottom points for the uniaxial pins (fem.solve.loadcases.pin_points)
+    voxel_spacing : (3,) voxel edges (mm) when ``msh`` is a voxel mesh: enables the
+        matrix-free solver (``case.solver.method`` "auto" or "matfree")
 
     Returns ``(result, solution)``; ``result`` holds the figures shared by every mesh
     type (see README: result.json keys).
@@ -207,9 +211,15 @@ def solve_mesh(msh, modulus_cells, fraction_cells, extent, pins, case: Case, com
     from fem.solve.elasticity import solve_compression
 
     lx, ly, lz = extent
+    method = case.solver.method
+    if method == "matfree" and voxel_spacing is None:
+        raise BonefemError(f"{case.source or 'case'}: [solver] method = \"matfree\" needs a voxel "
+                           "specimen (an image or a generator), not a tetrahedral or external mesh")
     sol = solve_compression(msh, modulus_cells, case.material.poisson, case.load.test,
                             case.load.strain, lz, pins, case.solver.rtol,
-                            case.solver.max_iterations)
+                            case.solver.max_iterations,
+                            preset=None if method == "auto" else method,
+                            voxel_spacing=voxel_spacing)
     say(f"solve: {sol.dofs} DOF, {sol.stats.iterations} CG iterations, "
         f"{sol.stats.seconds:.1f} s ({sol.stats.converged_reason})")
     ees = np.concatenate(comm.allgather(sol.ees))
@@ -227,7 +237,7 @@ def solve_mesh(msh, modulus_cells, fraction_cells, extent, pins, case: Case, com
         "nodes": sol.nodes,
         "dofs": sol.dofs,
         "specimen_size_mm": [float(lx), float(ly), float(lz)],
-        "solver": {**asdict(sol.stats), "rtol": case.solver.rtol, "ksp": "cg", "pc": "gamg"},
+        "solver": {**asdict(sol.stats), "rtol": case.solver.rtol, **sol.solver_info},
         "pistoia": asdict(p),
         "ranks": comm.size,
     }

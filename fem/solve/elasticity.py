@@ -43,6 +43,7 @@ class Solution:
     timings: dict = field(default_factory=dict)
     u: object = None
     modulus: object = None
+    solver_info: dict = field(default_factory=dict)
 
 
 def _sigma(u, E, nu):
@@ -71,14 +72,13 @@ class System:
     a: object
     bcs: list
     top_dofs: np.ndarray
-    A: PETSc.Mat
-    b: PETSc.Vec
+    A: PETSc.Mat | None
+    b: PETSc.Vec | None
 
 
-def assemble_system(msh, modulus_cells, poisson, test, strain, height, pins=None) -> System:
-    """Assemble K u = f for a compression test (arguments as in :func:`solve_compression`)."""
+def compression_problem(msh, modulus_cells, poisson, test, strain, height, pins=None) -> System:
+    """Spaces, forms and boundary conditions of a compression test (``A``, ``b`` left None)."""
     import dolfinx.fem
-    import dolfinx.fem.petsc
     import ufl
 
     V = dolfinx.fem.functionspace(msh, ("Lagrange", 1, (3,)))
@@ -93,22 +93,34 @@ def assemble_system(msh, modulus_cells, poisson, test, strain, height, pins=None
     # 2x2x2 Gauss points integrate the Q1 stiffness of a box element exactly.
     dx = ufl.Measure("dx", domain=msh, metadata={"quadrature_degree": 2})
     a = dolfinx.fem.form(ufl.inner(_sigma(u, E, nu), ufl.sym(ufl.grad(v))) * dx)
-    zero = dolfinx.fem.Constant(msh, PETSc.ScalarType((0.0, 0.0, 0.0)))
-    L = dolfinx.fem.form(ufl.inner(zero, v) * dx)
     bcs, top_dofs = loadcases.boundary_conditions(V, test, strain, height, pins)
+    return System(V, Q, E, nu, dx, a, bcs, top_dofs, None, None)
 
-    A = dolfinx.fem.petsc.assemble_matrix(a, bcs=bcs)
-    A.assemble()
+
+def assemble_system(msh, modulus_cells, poisson, test, strain, height, pins=None) -> System:
+    """Assemble K u = f for a compression test (arguments as in :func:`solve_compression`)."""
+    import dolfinx.fem
+    import dolfinx.fem.petsc
+    import ufl
+
+    system = compression_problem(msh, modulus_cells, poisson, test, strain, height, pins)
+    a, bcs, V = system.a, system.bcs, system.V
+    zero = dolfinx.fem.Constant(msh, PETSc.ScalarType((0.0, 0.0, 0.0)))
+    L = dolfinx.fem.form(ufl.inner(zero, ufl.TestFunction(V)) * system.dx)
+    system.A = dolfinx.fem.petsc.assemble_matrix(a, bcs=bcs)
+    system.A.assemble()
     b = dolfinx.fem.petsc.assemble_vector(L)
     dolfinx.fem.petsc.apply_lifting(b, [a], bcs=[bcs])
     b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
     dolfinx.fem.petsc.set_bc(b, bcs)
-    return System(V, Q, E, nu, dx, a, bcs, top_dofs, A, b)
+    system.b = b
+    return system
 
 
 def solve_compression(msh, modulus_cells: np.ndarray, poisson: float, test: str,
                       strain: float, height: float, pins=None, rtol=1e-8,
-                      max_iterations=5000, preset: str | None = None) -> Solution:
+                      max_iterations=5000, preset: str | None = None,
+                      voxel_spacing=None) -> Solution:
     """Solve one displacement-controlled compression test along z.
 
     Parameters
@@ -119,42 +131,41 @@ def solve_compression(msh, modulus_cells: np.ndarray, poisson: float, test: str,
     test : "uniaxial" or "axial" (see fem.solve.loadcases)
     strain : apparent strain along z (negative = compression)
     pins : (2, 3) pin coordinates for "uniaxial" (fem.solve.loadcases.pin_points)
-    preset : solver option set, a key of fem.solve.solver.PRESETS; None = the fast
-        default ("demo" = the DOLFINx elasticity demo's GAMG, the benchmark baseline)
+    preset : solver, a key of fem.solve.solver.PRESETS; None = the default:
+        "matfree" (matrix-free voxel operator + geometric multigrid) on a voxel mesh,
+        "fast" (assembled, GAMG) on any other mesh; "demo" = the DOLFINx elasticity
+        demo's GAMG, the benchmark baseline
+    voxel_spacing : (3,) element edges (mm) when ``msh`` is a voxel mesh (box
+        elements on a lattice); required for "matfree"
     """
     import dolfinx.fem
     import dolfinx.la
     import ufl
 
+    if preset is None:
+        preset = "matfree" if voxel_spacing is not None else solver.DEFAULT_PRESET
+    if preset == "matfree" and voxel_spacing is None:
+        raise ValueError("the matrix-free solver needs a voxel mesh (voxel_spacing)")
     comm = msh.comm
     timings = {}
     t0 = time.perf_counter()
-    system = assemble_system(msh, modulus_cells, poisson, test, strain, height, pins)
-    V, Q, E, nu, dx = system.V, system.Q, system.E, system.nu, system.dx
-    A, b, top_dofs = system.A, system.b, system.top_dofs
+    uh = None
+    if preset == "matfree":
+        system = compression_problem(msh, modulus_cells, poisson, test, strain, height, pins)
+        uh = dolfinx.fem.Function(system.V, name="displacement")
+        stats, info = _solve_matfree(system, uh, voxel_spacing, modulus_cells, poisson, test,
+                                     pins, rtol, max_iterations, timings)
+    else:
+        system = assemble_system(msh, modulus_cells, poisson, test, strain, height, pins)
+        timings["assembly"] = time.perf_counter() - t0
+        uh = dolfinx.fem.Function(system.V, name="displacement")
+        stats = _solve_assembled(system, uh, rtol, max_iterations, preset)
+        info = {"ksp": "cg", "pc": "gamg", "preset": preset}
+    V, Q, E, nu, dx, top_dofs = system.V, system.Q, system.E, system.nu, system.dx, system.top_dofs
     v = ufl.TestFunction(V)
     n_cells = msh.topology.index_map(3).size_local
-    timings["assembly"] = time.perf_counter() - t0
-
-    uh = dolfinx.fem.Function(V, name="displacement")
-    ksp = solver.make_ksp(A, V, rtol=rtol, max_iterations=max_iterations, preset=preset)
-    try:
-        stats = solver.solve(ksp, b, uh.x.petsc_vec)
-    except SolverError as err:
-        # A breakdown of the default preconditioner (not slow convergence) gets one retry
-        # with the robust smoother settings; anything else, or a second failure, is an error.
-        if preset is not None or getattr(err, "reason", "") not in BREAKDOWNS:
-            raise
-        ksp.destroy()
-        uh.x.petsc_vec.set(0.0)
-        ksp = solver.make_ksp(A, V, rtol=rtol, max_iterations=max_iterations, preset="robust")
-        stats = solver.solve(ksp, b, uh.x.petsc_vec)
-        stats.converged_reason += f" (robust preset after {err.reason})"
     uh.x.scatter_forward()
     timings["solve"] = stats.seconds
-    ksp.destroy()
-    A.destroy()
-    b.destroy()
 
     t0 = time.perf_counter()
     # Reaction: the residual K u (no boundary conditions) at the top-face z DOFs.
@@ -188,4 +199,49 @@ def solve_compression(msh, modulus_cells: np.ndarray, poisson: float, test: str,
         reaction_force=reaction, displacement_top=strain * height, strain_energy=energy,
         sed=sed, ees=ees, von_mises=von_mises, volume=volume, stats=stats,
         dofs=imap.size_global * V.dofmap.index_map_bs, nodes=imap.size_global,
-        elements=msh.topology.index_map(3).size_global, timings=timings, u=uh, modulus=E)
+        elements=msh.topology.index_map(3).size_global, timings=timings, u=uh, modulus=E,
+        solver_info=info)
+
+
+def _solve_assembled(system: System, uh, rtol, max_iterations, preset) -> solver.SolveStats:
+    """CG + GAMG on the assembled matrix; one retry with the robust smoother after a breakdown."""
+    A, b, V = system.A, system.b, system.V
+    ksp = solver.make_ksp(A, V, rtol=rtol, max_iterations=max_iterations, preset=preset)
+    try:
+        stats = solver.solve(ksp, b, uh.x.petsc_vec)
+    except SolverError as err:
+        # A breakdown of the default preconditioner (not slow convergence) gets one retry
+        # with the robust smoother settings; anything else, or a second failure, is an error.
+        if preset != solver.DEFAULT_PRESET or getattr(err, "reason", "") not in BREAKDOWNS:
+            raise
+        ksp.destroy()
+        uh.x.petsc_vec.set(0.0)
+        ksp = solver.make_ksp(A, V, rtol=rtol, max_iterations=max_iterations, preset="robust")
+        stats = solver.solve(ksp, b, uh.x.petsc_vec)
+        stats.converged_reason += f" (robust preset after {err.reason})"
+    finally:
+        ksp.destroy()
+        A.destroy()
+        b.destroy()
+    return stats
+
+
+def _solve_matfree(system: System, uh, spacing, modulus_cells, poisson, test, pins, rtol,
+                   max_iterations, timings):
+    """Matrix-free CG + geometric multigrid (fem.solve.multigrid); returns (stats, info)."""
+    from fem.solve.multigrid import VoxelMultigrid
+
+    t0 = time.perf_counter()
+    mg = VoxelMultigrid(system.V, spacing, modulus_cells, poisson, system.bcs, test, pins)
+    b = mg.rhs(system.bcs)
+    ksp = mg.ksp(rtol, max_iterations)
+    timings["assembly"] = time.perf_counter() - t0     # set-up of the hierarchy
+    info = {"ksp": "cg", "pc": "geometric multigrid (matrix-free voxel operator)",
+            "preset": "matfree", "levels": mg.levels, "level_dofs": mg.level_dofs()}
+    try:
+        stats = solver.solve(ksp, b, uh.x.petsc_vec)
+    finally:
+        ksp.destroy()
+        b.destroy()
+        mg.destroy()
+    return stats, info

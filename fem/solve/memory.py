@@ -7,12 +7,18 @@ from __future__ import annotations
 # hierarchy, vectors, mesh): peak RSS measured by bench/solver.py (docs/benchmark.md: 0.32 M DOF,
 # 1.2 GiB over 2 ranks, of which about 0.25 GiB per rank is the base), rounded up.
 BYTES_PER_DOF = 2000.0
+# The matrix-free multigrid solver (fem.solve.multigrid): mesh, vectors, transfers and
+# coarse levels; peak RSS by bench/solver.py (docs/benchmark.md: 1.04 M DOF, 839 MiB
+# on one rank), rounded up.
+BYTES_PER_DOF_MATFREE = 700.0
 BYTES_PER_RANK = 300e6   # Python, DOLFINx, PETSc and MPI themselves
 
 
-def estimate_bytes(dofs: int, ranks: int) -> float:
-    """Estimated peak memory (bytes) of a solve with ``dofs`` DOF on ``ranks`` ranks."""
-    return dofs * BYTES_PER_DOF + ranks * BYTES_PER_RANK
+def estimate_bytes(dofs: int, ranks: int, matfree: bool = False) -> float:
+    """Estimated peak memory (bytes) of a solve with ``dofs`` DOF on ``ranks`` ranks,
+    assembled (GAMG) or matrix-free."""
+    per_dof = BYTES_PER_DOF_MATFREE if matfree else BYTES_PER_DOF
+    return dofs * per_dof + ranks * BYTES_PER_RANK
 
 
 def available_bytes() -> float | None:
@@ -27,11 +33,11 @@ def available_bytes() -> float | None:
     return None
 
 
-def check(dofs: int, ranks: int, where: str = "model") -> None:
+def check(dofs: int, ranks: int, where: str = "model", matfree: bool = False) -> None:
     """Raise BonefemError if the estimate exceeds the available memory."""
     from fem.errors import BonefemError
 
-    need, have = estimate_bytes(dofs, ranks), available_bytes()
+    need, have = estimate_bytes(dofs, ranks, matfree), available_bytes()
     if have is not None and need > have:
         raise BonefemError(
             f"{where}: about {need / 1e9:.1f} GB needed for {dofs / 1e6:.2f} M DOF on {ranks} "

@@ -63,9 +63,40 @@ PRESETS = {
     # FAST_OPTIONS_BEGIN (docs/benchmark.md: why these)
     "fast": {**DEMO, "pc_gamg_threshold": 0.02},
     # FAST_OPTIONS_END
+    # Matrix-free voxel operator + geometric multigrid (fem.solve.multigrid): options of
+    # its V-cycle; the operators and transfers are set by the code.
+    "matfree": {
+        "pc_type": "mg",
+        "mg_levels_ksp_type": "chebyshev",
+        "mg_levels_pc_type": "jacobi",
+        "mg_levels_ksp_max_it": 2,
+        "mg_levels_ksp_chebyshev_esteig_steps": 20,
+        "mg_coarse_ksp_type": "preonly",
+        "mg_coarse_pc_type": "redundant",
+        "mg_coarse_redundant_pc_type": "cholesky",
+        "mg_coarse_redundant_pc_factor_mat_solver_type": "mumps",
+    },
 }
 DEFAULT_PRESET = "fast"
 _OURS: dict = {}   # option names set by make_ksp (not by the user) and their values
+
+
+def set_options(prefix: str, defaults: dict) -> None:
+    """Put ``defaults`` into PETSc's options database under ``prefix``.
+
+    The database is global: keys this module set for an earlier KSP (of another
+    preset) are removed, keys the user set (command line, PETSC_OPTIONS) are never
+    overwritten.
+    """
+    opts = PETSc.Options()
+    wanted = {prefix + key: value for key, value in defaults.items()}
+    for name in [n for n in _OURS if n.startswith(prefix) and n not in wanted]:
+        opts.delValue(name)
+        del _OURS[name]
+    for name, value in wanted.items():
+        if name in _OURS or not opts.hasName(name):
+            opts[name] = value
+            _OURS[name] = value
 
 
 def make_ksp(A: PETSc.Mat, V, rtol=1e-8, max_iterations=5000, prefix="bonefem_",
@@ -77,28 +108,18 @@ def make_ksp(A: PETSc.Mat, V, rtol=1e-8, max_iterations=5000, prefix="bonefem_",
     prefix, e.g. ``-bonefem_pc_gamg_threshold 0.05``; they win over the preset.
     """
     preset = preset or DEFAULT_PRESET
-    if preset not in PRESETS:
-        raise ValueError(f"unknown solver preset {preset!r}; expected one of {sorted(PRESETS)}")
+    if preset not in PRESETS or preset == "matfree":
+        raise ValueError(f"unknown solver preset {preset!r} for an assembled matrix; expected "
+                         f"one of {sorted(set(PRESETS) - {'matfree'})}")
     A.setNearNullSpace(rigid_body_modes(V))
-    opts = PETSc.Options()
-    defaults = {
+    set_options(prefix, {
         "ksp_type": "cg",
         "ksp_rtol": rtol,
         "ksp_atol": 0.0,
         "ksp_max_it": max_iterations,
         "ksp_norm_type": "unpreconditioned",
         **PRESETS[preset],
-    }
-    # The options database is global: keys this module set for an earlier KSP (of
-    # another preset) are removed, keys the user set are never overwritten.
-    wanted = {prefix + key: value for key, value in defaults.items()}
-    for name in [n for n in _OURS if n.startswith(prefix) and n not in wanted]:
-        opts.delValue(name)
-        del _OURS[name]
-    for name, value in wanted.items():
-        if name in _OURS or not opts.hasName(name):
-            opts[name] = value
-            _OURS[name] = value
+    })
     ksp = PETSc.KSP().create(A.getComm())
     ksp.setOptionsPrefix(prefix)
     ksp.setOperators(A)

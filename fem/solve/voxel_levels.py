@@ -1,0 +1,229 @@
+"""The voxel hierarchy of geometric multigrid, as plain arrays (no MPI, no PETSc).
+
+Level 0 is the specimen's voxel mesh; level l + 1 has one box element of twice the
+edge for every 2 x 2 x 2 block of level-l elements that holds at least one of them.
+A coarse element's stiffness is the Galerkin product P^T K P of its (up to) eight
+children with trilinear interpolation P. On level 1, with a piecewise-constant
+modulus, that is exactly ``sum_s E_s B_s`` over the child slots s with eight fixed
+24 x 24 matrices B_s (:func:`galerkin_basis`): eight numbers per element, no matrix.
+Deeper levels have few elements and store one 24 x 24 matrix each, the sum of
+their children's P_s^T K P_s; so every level is the exact Galerkin operator of the
+one below (measured on a 0.32 M DOF specimen: 5 levels whose deeper ones used mean
+moduli instead needed 103 CG iterations, against 44 with an exact 3-level hierarchy).
+
+Lattice ids number nodes and elements of a level z-major (``(k * NY + j) * NX + i``),
+so sorting ids sorts by z: contiguous id ranges are z slabs, which is how coarse
+levels are split over MPI ranks (fem.solve.multigrid).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fem.mesh.voxel import HEX_CORNERS
+from fem.solve.voxel_kernel import hex_stiffness
+
+
+@dataclass
+class CoarseLevel:
+    """One coarse level, the same on every rank.
+
+    cells : (n, 3) int64 lattice coordinates (i, j, k) of the elements' lowest corners,
+        sorted z-major
+    weights : (n, 8) children's moduli (level 1), MPa; None on deeper levels. Elements
+        with a child that touches a constrained DOF have zero weights and their matrix
+        in ``extra`` instead (the Galerkin product of the constrained operator)
+    basis : (8, 24, 24) matrices of the level's elements for unit weights, N/mm per MPa
+        (level 1); (n, 24, 24) one stiffness matrix per element, N/mm (deeper levels)
+    nodes : (n_nodes,) sorted lattice ids of the level's nodes (its global numbering)
+    dims : (NX, NY, NZ) node lattice dimensions
+    spacing : (3,) element edges, mm
+    """
+
+    cells: np.ndarray
+    weights: np.ndarray
+    basis: np.ndarray
+    nodes: np.ndarray
+    dims: tuple
+    spacing: np.ndarray
+    extra: tuple | None = None   # (index (k,), matrices (k, 24, 24)) added to those elements
+
+    def node_ids(self, ijk: np.ndarray) -> np.ndarray:
+        """Lattice ids of nodes (..., 3)."""
+        NX, NY, _ = self.dims
+        return (ijk[..., 2] * NY + ijk[..., 1]) * NX + ijk[..., 0]
+
+    def corner_ids(self) -> np.ndarray:
+        """(n, 8) lattice ids of every element's corners, tensor-product order."""
+        return self.node_ids(self.cells[:, None, :] + HEX_CORNERS[None, :, :])
+
+    @property
+    def dofs(self) -> int:
+        return 3 * len(self.nodes)
+
+
+def child_interpolation() -> np.ndarray:
+    """(8, 24, 24): P_s interpolates a box's 8 corner displacements trilinearly to the
+    corners of its child in slot s = sx + 2 sy + 4 sz (node-major DOFs)."""
+    out = np.empty((8, 24, 24))
+    for s, offset in enumerate(HEX_CORNERS):
+        pos = (offset[None, :] + HEX_CORNERS) / 2.0                    # child corners in [0, 1]
+        # w[a, b]: weight of coarse corner b at child corner a
+        w = np.prod(np.where(HEX_CORNERS[None, :, :] == 1, pos[:, None, :], 1 - pos[:, None, :]), axis=2)
+        out[s] = np.kron(w, np.eye(3))
+    return out
+
+
+def galerkin_basis(child_spacing, poisson: float) -> np.ndarray:
+    """(8, 24, 24): B_s = P_s^T K_child P_s for the child in slot s of a coarse box, with
+    K_child the E = 1 stiffness of a box of edges ``child_spacing``. sum_s B_s is the
+    coarse box's own stiffness."""
+    K = hex_stiffness(child_spacing, poisson)
+    P = child_interpolation()
+    return np.einsum("sai,ab,sbj->sij", P, K, P)
+
+
+def _parents(cells: np.ndarray):
+    """Parent lattice cells (sorted, unique), each child's parent index and slot."""
+    parent = cells >> 1
+    slot = (cells & 1) @ np.array([1, 2, 4])
+    dims = parent.max(axis=0) + 2
+    pid = (parent[:, 2] * dims[1] + parent[:, 1]) * dims[0] + parent[:, 0]
+    ids, index = np.unique(pid, return_inverse=True)
+    coarse = np.column_stack(np.unravel_index(ids, tuple(dims[::-1])))[:, ::-1].astype(np.int64)
+    return coarse, index, slot
+
+
+def _level(cells, weights, basis, spacing) -> CoarseLevel:
+    dims = tuple(int(d) for d in cells.max(axis=0) + 2)   # node lattice
+    level = CoarseLevel(cells, None if weights is None else np.ascontiguousarray(weights),
+                        np.ascontiguousarray(basis), np.empty(0, np.int64), dims, spacing)
+    level.nodes = np.unique(level.corner_ids())
+    return level
+
+
+class Constraints:
+    """Which DOFs of a level are constrained: the loaded faces k = 0 and k = ``top``,
+    and for "uniaxial" the two pins (lattice ``pins``, (2, 3)); see :func:`boundary_dofs`."""
+
+    def __init__(self, top: int, test: str, pins: np.ndarray | None):
+        self.top, self.test, self.pins = int(top), test, pins
+
+    def coarser(self, top: int) -> "Constraints":
+        return Constraints(top, self.test, None if self.pins is None else self.pins >> 1)
+
+    def element_mask(self, cells: np.ndarray) -> np.ndarray:
+        """(n, 24) bool: DOFs of elements ``cells`` ((n, 3) lattice) that are constrained."""
+        corners = cells[:, None, :] + HEX_CORNERS[None, :, :]            # (n, 8, 3)
+        flat = corners.reshape(-1, 3)
+        mask = np.zeros(flat.shape[0] * 3, dtype=bool)
+        mask[boundary_dofs(flat, self.top, self.test, self.pins)] = True
+        return mask.reshape(-1, 24)
+
+
+def _galerkin(child_K: np.ndarray, child_mask: np.ndarray, slot: np.ndarray) -> np.ndarray:
+    """(n, 24, 24) P_s^T (I - D) K (I - D) P_s for children with matrices ``child_K``
+    (n, 24, 24), constrained-DOF masks ``child_mask`` (n, 24) and slots ``slot`` (n,)."""
+    keep = ~child_mask
+    K = child_K * keep[:, :, None] * keep[:, None, :]
+    P = child_interpolation()
+    out = np.empty_like(K)
+    for s in np.unique(slot):
+        sel = slot == s
+        out[sel] = P[s].T @ K[sel] @ P[s]
+    return out
+
+
+def first_coarse(cells: np.ndarray, modulus: np.ndarray, spacing, poisson: float,
+                 fixed: Constraints) -> CoarseLevel:
+    """Level 1 above the voxel elements ``cells`` ((n, 3) lattice corners, all ranks'),
+    ``modulus`` (n,) MPa, edges ``spacing`` mm, constraints ``fixed`` of the voxel level:
+    eight child moduli per element (m = 8), the exact Galerkin product with
+    :func:`galerkin_basis`; elements with a constrained child get their matrix in ``extra``."""
+    spacing = np.asarray(spacing, dtype=float)
+    coarse, index, slot = _parents(cells)
+    W = np.zeros((len(coarse), 8))
+    W[index, slot] = modulus
+    mask = fixed.element_mask(cells)
+    touched = np.flatnonzero(mask.any(axis=1))
+    special = np.unique(index[touched])
+    children = np.flatnonzero(np.isin(index, special))
+    K = hex_stiffness(spacing, poisson)
+    local = np.searchsorted(special, index[children])
+    mats = np.zeros((len(special), 24, 24))
+    for s in range(8):     # one child per slot and parent: unique indices
+        sel = slot[children] == s
+        c = children[sel]
+        mats[local[sel]] += _galerkin(modulus[c, None, None] * K, mask[c], slot[c])
+    W[special] = 0.0
+    level = _level(coarse, W, galerkin_basis(spacing, poisson), 2 * spacing)
+    level.extra = (special, mats)
+    return level
+
+
+def element_matrices(level: CoarseLevel, index: np.ndarray) -> np.ndarray:
+    """(len(index), 24, 24) stiffness matrices of elements ``index`` of a level."""
+    if level.weights is None:
+        return level.basis[index]
+    K = np.einsum("em,mij->eij", level.weights[index], level.basis)
+    if level.extra is not None:
+        special, mats = level.extra
+        pos = np.searchsorted(special, index)
+        hit = (pos < len(special)) & (special[np.minimum(pos, len(special) - 1)] == index)
+        K[hit] += mats[pos[hit]]
+    return K
+
+
+def next_coarse(child: CoarseLevel, fixed: Constraints, chunk: int = 20000) -> CoarseLevel:
+    """The level above ``child`` (whose constraints are ``fixed``), exact Galerkin: each
+    element's matrix is sum_s P_s^T (I - D) K_s (I - D) P_s over its children (one 24 x 24
+    matrix per element, stored; coarse levels have few elements)."""
+    coarse, index, slot = _parents(child.cells)
+    K = np.zeros((len(coarse), 24, 24))
+    for start in range(0, len(index), chunk):
+        part = np.arange(start, min(start + chunk, len(index)))
+        Kc = element_matrices(child, part)
+        G = _galerkin(Kc, fixed.element_mask(child.cells[part]), slot[part])
+        for s in range(8):
+            sel = slot[part] == s
+            # one child per slot and parent: the indices are unique, += is exact
+            K[index[part[sel]]] += G[sel]
+    return _level(coarse, None, K, 2 * child.spacing)
+
+
+def parents(ijk: np.ndarray):
+    """Trilinear interpolation from the level above to nodes ``ijk`` ((n, 3) lattice).
+
+    Returns ``(pijk, w)``: (n, 8, 3) coarse lattice coordinates and (n, 8) weights; an
+    even coordinate has one parent (weight 1), an odd one two (1/2 each), so unused
+    entries have weight 0 (and repeat a valid parent).
+    """
+    ijk = np.asarray(ijk, dtype=np.int64)
+    lo = ijk >> 1
+    odd = (ijk & 1).astype(bool)
+    pijk = lo[:, None, :] + HEX_CORNERS[None, :, :] * odd[:, None, :]
+    # weight per dimension: 1 for even; 1/2 for each of the two parents of an odd one;
+    # for even coordinates the "upper" corner gets 0.
+    wd = np.where(odd[:, None, :], 0.5, np.where(HEX_CORNERS[None, :, :] == 0, 1.0, 0.0))
+    return pijk, np.prod(wd, axis=2)
+
+
+def boundary_dofs(ijk: np.ndarray, top: int, test: str, pins_ijk: np.ndarray | None) -> np.ndarray:
+    """Constrained DOFs (node-major unrolled) of nodes ``ijk`` ((n, 3) lattice) on a level
+    whose loaded faces are k = 0 and k = ``top``, for load case ``test``.
+
+    ``uniaxial``: u_z on both faces, u_x and u_y at pin A, u_y at pin B (pins_ijk (2, 3));
+    ``axial``: every component on both faces (fem.solve.loadcases).
+    """
+    bottom, topf = ijk[:, 2] == 0, ijk[:, 2] == top
+    comps = [np.flatnonzero(bottom | topf) * 3 + 2]
+    if test == "axial":
+        face = np.flatnonzero(bottom | topf)
+        comps += [face * 3, face * 3 + 1]
+    else:
+        a = np.flatnonzero(np.all(ijk == pins_ijk[0], axis=1))
+        b = np.flatnonzero(np.all(ijk == pins_ijk[1], axis=1))
+        comps += [a * 3, a * 3 + 1, b * 3 + 1]
+    return np.unique(np.concatenate(comps)).astype(np.int64)
