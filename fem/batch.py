@@ -10,6 +10,7 @@ resume row by row). Numbers are the same as serial runs of the same jobs.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from dataclasses import replace
@@ -65,6 +66,15 @@ class _Claims:
                 continue
         return n_jobs
 
+    def finish(self, index: int) -> None:
+        """Mark a job finished (whatever its outcome), for the progress bar on rank 0."""
+        # Only the bar needs this: a full disk must not stop the batch here.
+        with contextlib.suppress(OSError):
+            (self.folder / f"{index}.done").touch()
+
+    def finished(self) -> int:
+        return sum(1 for _ in self.folder.glob("*.done"))
+
     def remove(self):
         import shutil
 
@@ -73,25 +83,54 @@ class _Claims:
 
 def run_batch(case_paths, outdir, ranks_per_job: int = 1, world=MPI.COMM_WORLD,
               quiet: bool = False, verbose: bool = False) -> list[Path]:
-    """Run every job; return the output folders of the jobs (on world rank 0)."""
+    """Run every job; return the output folders of the jobs (on world rank 0).
+
+    Progress: a bar on world rank 0 when its stdout is a terminal, else one plain line
+    per job from each group's leader (a SLURM log); ``quiet`` leaves only errors (on
+    stderr), ``verbose`` adds each job's own log. Raises BonefemError at the end, on
+    every rank, if any job failed; the other jobs' results are kept.
+    """
     from fem.pipeline import run_case
+    from fem.report.progress import Progress
     from fem.trial import run_trial
 
     if ranks_per_job < 1 or world.size % ranks_per_job:
         raise BonefemError(f"--ranks-per-job {ranks_per_job} must divide the {world.size} ranks")
+    # PETSc starts up collectively over all ranks: started lazily by a group's first solve,
+    # it would wait forever for a group that never solves (its jobs done earlier or failed).
+    from petsc4py import PETSc  # noqa: F401
+
     cases = [load_case(p) for p in case_paths]
     outdir = Path(outdir)
     jobs = _jobs(cases, outdir)
     group = world.Split(world.rank // ranks_per_job, world.rank)
     claims = _Claims(outdir, world)
-    n_groups, finished = world.size // ranks_per_job, 0
+    leader = group.rank == 0
+    progress = Progress(len(jobs), "batch", enabled=world.rank == 0 and not quiet)
+    # Rank 0's terminal decides for everyone: other leaders writing lines would break the bar.
+    bar = world.bcast(progress.bar is not None, root=0)
+    plain = leader and not quiet and not bar
+    if not verbose:
+        job_log = lambda *a, **k: None  # noqa: E731
+    elif world.rank == 0:
+        job_log = progress.write
+    else:
+        # Not print itself: a trial given print draws its own bar.
+        job_log = lambda *a, **k: print(*a, **k, flush=True)  # noqa: E731
+    n_groups, finished, failed = world.size // ranks_per_job, 0, 0
+
+    def tick(postfix=""):
+        if progress.bar is not None:
+            progress.to(claims.finished(), postfix)
+
     t0 = time.perf_counter()
-    job_log = print if verbose else (lambda *a, **k: None)  # each job's own progress lines
     while True:
-        index = group.bcast(claims.next(len(jobs)) if group.rank == 0 else None, root=0)
+        index = group.bcast(claims.next(len(jobs)) if leader else None, root=0)
         if index >= len(jobs):
             break
         case, folder = jobs[index]
+        name = folder.relative_to(outdir)
+        tick(str(name))
         t = time.perf_counter()
         try:
             if case.trial is None:
@@ -104,22 +143,39 @@ def run_batch(case_paths, outdir, ranks_per_job: int = 1, world=MPI.COMM_WORLD,
                 run_trial(case, folder, group, log=job_log)
                 status = "ran"
         except BonefemError as err:
-            status = f"FAILED: {err}"
-        if group.rank == 0 and not quiet:
+            status = "FAILED"
+            if leader:
+                failed += 1
+                progress.write(f"bonefem batch: job {index + 1}/{len(jobs)} {name} failed: {err}",
+                               file=sys.stderr)
+        if leader:
+            claims.finish(index)
             finished += 1
+        if plain:
             elapsed = time.perf_counter() - t0
             # Jobs are spread over the groups: the rate of this group times their number.
             eta = elapsed / finished * max(len(jobs) - index - 1, 0) / n_groups
-            print(f"bonefem batch: job {index + 1}/{len(jobs)} {folder.relative_to(outdir)} "
+            print(f"bonefem batch: job {index + 1}/{len(jobs)} {name} "
                   f"{status} in {time.perf_counter() - t:.1f} s (group of {group.size} rank(s), "
                   f"{elapsed:.0f} s elapsed, about {eta / 60:.1f} min left)", flush=True)
-    world.Barrier()
+    # Wait for the other groups without spinning a core (a blocking barrier busy-polls),
+    # moving the bar as their jobs finish.
+    done = world.Ibarrier()
+    while not done.Test():
+        tick()
+        time.sleep(0.2)
+    tick()
+    progress.close()
+    failed = world.allreduce(failed if leader else 0)
     if world.rank == 0:
         claims.remove()
         for case in cases:
             if case.trial is not None:
                 _merge_trial(case, outdir / Path(case.source).stem)
     group.Free()
+    if failed:
+        raise BonefemError(f"{failed} of {len(jobs)} batch jobs failed (errors above); finished "
+                           f"results stay in {outdir}/ and a re-run does only the unfinished jobs")
     return [folder for _, folder in jobs]
 
 

@@ -1,5 +1,7 @@
 """Bad input: each is a clear error naming the file and the key or problem, exit 2."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -70,3 +72,54 @@ def test_unwritable_output_fails_clearly_and_keeps_earlier_results(tmp_path):
     trial = tmp_path / "t.toml"
     trial.write_text('[trial]\ncohorts = ["elderly-osteoporotic"]\narms = ["untreated"]\n')
     _fails(run_cli("run", trial, "-o", blocker / "sub"), "cannot create the output folder")
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """Results written from now on hit a full disk: their temporary file is /dev/full,
+    which fails every write with ENOSPC, as a full file system does."""
+    import types
+
+    from fem.report import result
+
+    real = result.tempfile.mkstemp
+
+    def mkstemp(**kw):
+        fd, name = real(**kw)
+        os.close(fd)
+        return os.open("/dev/full", os.O_WRONLY), name
+
+    monkeypatch.setattr(result, "tempfile", types.SimpleNamespace(mkstemp=mkstemp))
+
+
+def test_disk_full_keeps_the_old_file_and_no_temporary(tmp_path, request):
+    from fem.report.result import write_json
+
+    path = write_json(tmp_path / "result.json", {"failure_load_N": 1.5})
+    before = path.read_bytes()
+    request.getfixturevalue("full_disk")
+    with pytest.raises(BonefemError, match=r"result\.json: cannot write \(the disk is full\)"):
+        write_json(path, {"failure_load_N": 2.5})
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["result.json"]
+
+
+def test_disk_full_fails_the_batch_clearly_and_keeps_earlier_results(tmp_path, capsys, request):
+    from fem.cli import main
+    from fem.specimen.synthetic import trabecular_foam
+
+    for name in ("first", "second"):
+        np.save(tmp_path / f"{name}.npy", trabecular_foam(size=0.45, voxel_size=0.03, bv_tv=0.3,
+                                                          spacing=0.3, seed=1).astype(np.uint8))
+        (tmp_path / f"{name}.toml").write_text(f'[specimen]\nimage = "{name}.npy"\nvoxel_size = 0.03\n'
+                                               "[output]\nfields = false\n")
+    out = tmp_path / "out"
+    assert main(["batch", str(tmp_path / "first.toml"), "-o", str(out)]) == 0
+    earlier = {p.name: p.read_bytes() for p in (out / "first").iterdir()}
+    request.getfixturevalue("full_disk")
+    code = main(["batch", str(tmp_path / "first.toml"), str(tmp_path / "second.toml"), "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert str(out / "second") in err and "the disk is full" in err and "1 of 2 batch jobs failed" in err
+    assert {p.name: p.read_bytes() for p in (out / "first").iterdir()} == earlier
+    assert list((out / "second").iterdir()) == []     # no half file, no temporary left

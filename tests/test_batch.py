@@ -1,10 +1,15 @@
 """MPI batch: groups of ranks take jobs from a shared counter; same numbers as serial."""
 
+import os
+import select
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from fem.specimen.synthetic import trabecular_foam
-from tests.conftest import read_result, run_cli
+from tests.conftest import ROOT, read_result, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +36,7 @@ def test_batch_groups_give_the_serial_numbers(cases, tmp_path, k):
         serial[p.stem] = read_result(tmp_path / "serial" / p.stem)["reaction_force_N"]
     proc = run_cli("batch", *paths, "--ranks-per-job", k, "-o", tmp_path / "b", mpi=2, check=True)
     assert proc.stdout.count("solved") == 3
+    assert "\r" not in proc.stdout      # no bar: mpirun's stdout here is a pipe, like a SLURM log
     for p in paths:
         r = read_result(tmp_path / "b" / p.stem)
         assert r["ranks"] == k
@@ -41,3 +47,88 @@ def test_batch_groups_give_the_serial_numbers(cases, tmp_path, k):
     out = tmp_path / "all.csv"
     run_cli("collect", tmp_path / "b", "-o", out, check=True)
     assert len(out.read_text().splitlines()) == 1 + 3
+
+
+@pytest.fixture
+def two_and_a_broken_one(cases, tmp_path):
+    """The first two foam cases and one that fails while it runs (no bone path)."""
+    d, paths = cases
+    img = np.zeros((6, 6, 8), np.uint8)
+    img[:, :, :3] = 1
+    np.save(tmp_path / "half.npy", img)
+    broken = tmp_path / "broken.toml"
+    broken.write_text('[specimen]\nimage = "half.npy"\nvoxel_size = 0.05\n')
+    return [*paths[:2], broken]
+
+
+def test_batch_lines_in_a_log_quiet_and_verbose(two_and_a_broken_one, tmp_path):
+    jobs = two_and_a_broken_one
+    proc = run_cli("batch", *jobs, "-o", tmp_path / "plain")
+    assert "bonefem batch: job 1/3 case1 solved in" in proc.stdout
+    assert "job 2/3 case2 solved in" in proc.stdout and "job 3/3 broken FAILED" in proc.stdout
+    assert "\r" not in proc.stdout and "solve:" not in proc.stdout
+    # a failed job fails the batch, after the others have finished and kept their results
+    assert proc.returncode == 2 and "no bone path" in proc.stderr and "1 of 3 batch jobs failed" in proc.stderr
+    assert read_result(tmp_path / "plain" / "case2")["dofs"] > 0
+
+    quiet = run_cli("batch", *jobs, "-o", tmp_path / "quiet", "--quiet")
+    assert "bonefem batch: job" not in quiet.stdout and "\r" not in quiet.stdout
+    assert quiet.returncode == 2 and "job 3/3 broken failed" in quiet.stderr and "no bone path" in quiet.stderr
+
+    verbose = run_cli("batch", *jobs[:1], "-o", tmp_path / "verbose", "--verbose", check=True)
+    assert "CG iterations" in verbose.stdout and "job 1/1 case1 solved" in verbose.stdout
+
+
+def fem_command(*args, mpi=0) -> list[str]:
+    cmd = [sys.executable, "-m", "fem", *map(str, args)]
+    return ["mpirun", "-n", str(mpi), *cmd] if mpi else cmd
+
+
+@pytest.mark.mpi
+def test_a_group_with_only_finished_jobs_does_not_stall_the_others(cases, tmp_path):
+    _, paths = cases
+    run_cli("batch", paths[0], "-o", tmp_path / "b", check=True)
+    # Two groups, one job done earlier: whichever group gets it may never solve anything.
+    proc = subprocess.Popen(fem_command("batch", *paths[:2], "-o", tmp_path / "b", mpi=2),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        out = proc.communicate(timeout=60)[0]
+    except subprocess.TimeoutExpired:
+        proc.terminate()       # mpirun passes SIGTERM on to its ranks
+        proc.communicate(timeout=30)
+        pytest.fail("the batch hung")
+    assert proc.returncode == 0, out
+    assert out.count("done earlier") == 1 and out.count("solved") == 1
+
+
+def run_on_terminal(*args, mpi=0) -> str:
+    """Run ``python3 -m fem ARGS`` with stdout and stderr on a pseudo-terminal; its output."""
+    import pty
+
+    main, child = pty.openpty()
+    proc = subprocess.Popen(fem_command(*args, mpi=mpi), stdin=subprocess.DEVNULL, stdout=child,
+                            stderr=child, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    os.close(child)
+    out = b""
+    # Read as it comes: a pty holds only a few kB, and a full one would stop the writer.
+    while select.select([main], [], [], 120)[0]:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:      # EIO: every writer has closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(main)
+    assert proc.wait(timeout=60) == 0, out.decode(errors="replace")
+    return out.decode(errors="replace")
+
+
+@pytest.mark.parametrize("mpi", [0, pytest.param(2, marks=pytest.mark.mpi)])
+def test_batch_draws_a_bar_on_a_terminal(cases, tmp_path, mpi):
+    _, paths = cases
+    out = run_on_terminal("batch", *paths[:2], "-o", tmp_path / "b", mpi=mpi)
+    assert "batch: 100%" in out and "2/2" in out and "\r" in out
+    assert "case" in out.split("batch: 100%")[0]       # the current job's name on the bar
+    assert "bonefem batch: job" not in out             # and no log lines from any rank

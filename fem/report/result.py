@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import platform
 import tempfile
 from pathlib import Path
+
+from fem.errors import BonefemError
 
 
 def versions() -> dict:
@@ -32,20 +35,38 @@ def versions() -> dict:
 
 def write_atomic(path, text: str) -> Path:
     """Write a text file through a temporary file and a rename, so a reader (or a
-    killed run) never sees half a file."""
+    killed run) never sees half a file, and a failed write leaves the old file as it
+    was. Raises BonefemError naming the file when it cannot be written."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         with os.fdopen(fd, "w") as f:
             f.write(text)
+            # Without this a crash soon after the rename can leave an empty file in
+            # place of the old result on some file systems.
+            f.flush()
+            os.fsync(f.fileno())
         # mkstemp makes the file private; results are ordinary files.
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise BonefemError(f"{path}: cannot write ({write_problem(err)}); "
+                               "results written before are intact") from None
         raise
     return path
+
+
+def write_problem(err: OSError) -> str:
+    """What went wrong with a write, in words a user can act on."""
+    reasons = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+               errno.EACCES: "no permission", errno.EPERM: "no permission",
+               errno.EROFS: "the file system is read-only"}
+    return reasons.get(err.errno, err.strerror or str(err))
 
 
 def write_json(path, data: dict) -> Path:
