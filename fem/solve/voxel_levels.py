@@ -3,7 +3,8 @@
 Level 0 is the specimen's voxel mesh; level l + 1 has one box element of twice the
 edge for every 2 x 2 x 2 block of level-l elements that holds at least one of them.
 A coarse element's stiffness is the Galerkin product P^T K P of its (up to) eight
-children with trilinear interpolation P. On level 1, with a piecewise-constant
+children with trilinear interpolation P (level 1 may instead be rediscretised with the
+children's mean modulus, :func:`first_coarse`). On level 1, with a piecewise-constant
 modulus, that is exactly ``sum_s E_s B_s`` over the child slots s with eight fixed
 24 x 24 matrices B_s (:func:`galerkin_basis`): eight numbers per element, no matrix.
 Deeper levels have few elements and store one 24 x 24 matrix each, the sum of
@@ -116,32 +117,47 @@ class Constraints:
 
     def element_mask(self, cells: np.ndarray) -> np.ndarray:
         """(n, 24) bool: DOFs of elements ``cells`` ((n, 3) lattice) that are constrained."""
-        corners = cells[:, None, :] + HEX_CORNERS[None, :, :]            # (n, 8, 3)
-        flat = corners.reshape(-1, 3)
+        near = (cells[:, 2] == 0) | (cells[:, 2] + 1 >= self.top)
+        if self.pins is not None:
+            for p in self.pins:
+                near |= np.all((cells <= p) & (cells >= p - 1), axis=1)
+        out = np.zeros((len(cells), 24), dtype=bool)
+        sel = np.flatnonzero(near)     # only elements on the loaded faces can be constrained
+        flat = (cells[sel, None, :] + HEX_CORNERS[None, :, :]).reshape(-1, 3)
         mask = np.zeros(flat.shape[0] * 3, dtype=bool)
         mask[boundary_dofs(flat, self.top, self.test, self.pins)] = True
-        return mask.reshape(-1, 24)
+        out[sel] = mask.reshape(-1, 24)
+        return out
 
 
 def _galerkin(child_K: np.ndarray, child_mask: np.ndarray, slot: np.ndarray) -> np.ndarray:
     """(n, 24, 24) P_s^T (I - D) K (I - D) P_s for children with matrices ``child_K``
     (n, 24, 24), constrained-DOF masks ``child_mask`` (n, 24) and slots ``slot`` (n,)."""
-    keep = ~child_mask
-    K = child_K * keep[:, :, None] * keep[:, None, :]
+    K = child_K
+    hit = child_mask.any(axis=1)
+    if hit.any():
+        keep = ~child_mask[hit]
+        K = K.copy()
+        K[hit] *= keep[:, :, None] * keep[:, None, :]
     P = child_interpolation()
     out = np.empty_like(K)
     for s in np.unique(slot):
-        sel = slot == s
-        out[sel] = P[s].T @ K[sel] @ P[s]
+        sel = np.flatnonzero(slot == s)
+        # P^T K P as two flat GEMMs: Q = K P, then Q^T P (K symmetric: Q^T = P^T K)
+        Q = (K[sel].reshape(-1, 24) @ P[s]).reshape(-1, 24, 24)
+        out[sel] = (Q.transpose(0, 2, 1).reshape(-1, 24) @ P[s]).reshape(-1, 24, 24)
     return out
 
 
 def first_coarse(cells: np.ndarray, modulus: np.ndarray, spacing, poisson: float,
-                 fixed: Constraints) -> CoarseLevel:
+                 fixed: Constraints, exact: bool = True) -> CoarseLevel:
     """Level 1 above the voxel elements ``cells`` ((n, 3) lattice corners, all ranks'),
-    ``modulus`` (n,) MPa, edges ``spacing`` mm, constraints ``fixed`` of the voxel level:
-    eight child moduli per element (m = 8), the exact Galerkin product with
-    :func:`galerkin_basis`; elements with a constrained child get their matrix in ``extra``."""
+    ``modulus`` (n,) MPa, edges ``spacing`` mm, constraints ``fixed`` of the voxel level.
+
+    ``exact``: eight child moduli per element (m = 8), the exact Galerkin product with
+    :func:`galerkin_basis`; otherwise one box of the children's mean modulus (m = 1).
+    Elements with a constrained child get their exact matrix in ``extra`` either way.
+    """
     spacing = np.asarray(spacing, dtype=float)
     coarse, index, slot = _parents(cells)
     W = np.zeros((len(coarse), 8))
@@ -158,7 +174,11 @@ def first_coarse(cells: np.ndarray, modulus: np.ndarray, spacing, poisson: float
         c = children[sel]
         mats[local[sel]] += _galerkin(modulus[c, None, None] * K, mask[c], slot[c])
     W[special] = 0.0
-    level = _level(coarse, W, galerkin_basis(spacing, poisson), 2 * spacing)
+    if exact:
+        level = _level(coarse, W, galerkin_basis(spacing, poisson), 2 * spacing)
+    else:
+        level = _level(coarse, W.mean(axis=1, keepdims=True), hex_stiffness(2 * spacing, poisson)[None],
+                       2 * spacing)
     level.extra = (special, mats)
     return level
 
@@ -167,7 +187,7 @@ def element_matrices(level: CoarseLevel, index: np.ndarray) -> np.ndarray:
     """(len(index), 24, 24) stiffness matrices of elements ``index`` of a level."""
     if level.weights is None:
         return level.basis[index]
-    K = np.einsum("em,mij->eij", level.weights[index], level.basis)
+    K = (level.weights[index] @ level.basis.reshape(len(level.basis), -1)).reshape(-1, 24, 24)
     if level.extra is not None:
         special, mats = level.extra
         pos = np.searchsorted(special, index)
@@ -176,7 +196,7 @@ def element_matrices(level: CoarseLevel, index: np.ndarray) -> np.ndarray:
     return K
 
 
-def next_coarse(child: CoarseLevel, fixed: Constraints, chunk: int = 20000) -> CoarseLevel:
+def next_coarse(child: CoarseLevel, fixed: Constraints, chunk: int = 4096) -> CoarseLevel:
     """The level above ``child`` (whose constraints are ``fixed``), exact Galerkin: each
     element's matrix is sum_s P_s^T (I - D) K_s (I - D) P_s over its children (one 24 x 24
     matrix per element, stored; coarse levels have few elements)."""
