@@ -72,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--ranks-per-job", type=int, default=1, metavar="K",
                    help="ranks per job; the world is split into N/K groups")
     b.add_argument("-o", "--output", default="results/batch", help="output folder")
-    b.add_argument("--quiet", action="store_true", help="no per-job lines")
+    b.add_argument("--quiet", action="store_true", help="print nothing but errors")
     b.add_argument("--verbose", action="store_true", help="also each job's own progress lines")
 
     co = sub.add_parser("collect", help="gather the results of many runs into one CSV table")
@@ -225,7 +225,7 @@ def cmd_batch(args) -> int:
 
     run_batch(args.cases, args.output, args.ranks_per_job, MPI.COMM_WORLD, quiet=args.quiet,
               verbose=args.verbose)
-    if MPI.COMM_WORLD.rank == 0:
+    if MPI.COMM_WORLD.rank == 0 and not args.quiet:
         print(f"bonefem batch: results in {args.output}/ (`bonefem collect {args.output}` for one table)")
     return 0
 

@@ -134,15 +134,21 @@ def run_trial(case: Case, outdir, comm=MPI.COMM_WORLD, log=print) -> list[dict]:
     n_jobs = len(t.cohorts) * len(t.seeds)
     job = 0
 
+    def append(row):
+        from fem.report.result import write_problem
+
+        try:
+            with rows_path.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+        except OSError as err:
+            raise BonefemError(f"{rows_path}: cannot write a result ({write_problem(err)}); the "
+                               "rows written before are intact") from None
+
     def emit(row, new=True):
         rows.append(row)
-        if comm.rank == 0 and new:
-            try:
-                with rows_path.open("a") as f:
-                    f.write(json.dumps(row) + "\n")
-            except OSError as err:
-                raise BonefemError(f"{rows_path}: cannot write a result ({err.strerror}); the "
-                                   "rows written before are intact") from None
+        if new:
+            # on rank 0, the error to every rank: the others would wait in the next solve
+            root_call(comm, append, row)
 
     # Seed-major order: a trial stopped early still covers every cohort.
     for seed, cohort in ((s, c) for s in t.seeds for c in t.cohorts):

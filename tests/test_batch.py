@@ -75,6 +75,10 @@ def test_batch_lines_in_a_log_quiet_and_verbose(two_and_a_broken_one, tmp_path):
     assert "bonefem batch: job" not in quiet.stdout and "\r" not in quiet.stdout
     assert quiet.returncode == 2 and "job 3/3 broken failed" in quiet.stderr and "no bone path" in quiet.stderr
 
+    # --quiet on a batch that succeeds: nothing at all (the two jobs were done above)
+    silent = run_cli("batch", *jobs[:2], "-o", tmp_path / "quiet", "--quiet", check=True)
+    assert silent.stdout.strip() == ""
+
     verbose = run_cli("batch", *jobs[:1], "-o", tmp_path / "verbose", "--verbose", check=True)
     assert "CG iterations" in verbose.stdout and "job 1/1 case1 solved" in verbose.stdout
 

@@ -117,3 +117,41 @@ def test_operators_equal_assembled_and_galerkin(test):
         A = G
         A.zeroRowsColumns(bc.astype(PETSc.IntType), diag=1.0)
     mg.destroy()
+
+
+def test_multigrid_breakdown_falls_back_to_the_assembled_solver(monkeypatch):
+    from mpi4py import MPI
+
+    from fem.errors import SolverError
+    from fem.mesh.voxel import create_dolfinx_mesh, voxel_grid
+    from fem.solve import elasticity
+    from fem.solve.loadcases import pin_points
+
+    grid = voxel_grid(np.ones((3, 3, 4), bool), (0.1,) * 3)
+    msh, original = create_dolfinx_mesh(MPI.COMM_SELF, grid)
+    E = np.full(len(original), 8000.0)
+
+    def solve(**kw):
+        return elasticity.solve_compression(msh, E, 0.3, "uniaxial", -0.01, grid.extent[2],
+                                            pin_points(grid.points), rtol=1e-10,
+                                            voxel_spacing=grid.spacing, **kw)
+
+    def broken(*args, **kw):
+        err = SolverError("broke")
+        err.reason = "DIVERGED_INDEFINITE_PC"
+        raise err
+
+    monkeypatch.setattr(elasticity, "_solve_matfree", broken)
+    sol = solve()
+    assert "assembled GAMG after a matrix-free DIVERGED_INDEFINITE_PC" in sol.stats.converged_reason
+    # a solid block: E_app = E
+    assert sol.reaction_force / (0.3 * 0.3) / -0.01 == pytest.approx(8000.0, rel=1e-8)
+
+    def slow(*args, **kw):
+        err = SolverError("slow")
+        err.reason = "DIVERGED_ITS"
+        raise err
+
+    monkeypatch.setattr(elasticity, "_solve_matfree", slow)
+    with pytest.raises(SolverError, match="slow"):
+        solve()

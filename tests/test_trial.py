@@ -165,3 +165,18 @@ def test_trial_under_two_ranks_gives_the_serial_numbers(tiny_trial, tmp_path):
         assert float(p["bmd_mg_per_cm3"]) == float(s["bmd_mg_per_cm3"])   # remodelling: rank 0 only
         # solves at the trial's rtol (1e-8): failure load to ~1e-6 (docs/method.md)
         assert float(p["failure_load_N"]) == pytest.approx(float(s["failure_load_N"]), rel=1e-5)
+
+
+@pytest.mark.mpi
+def test_trial_rows_on_a_full_disk_fail_clearly_on_every_rank(tiny_trial, tmp_path):
+    # rows.jsonl is /dev/full: every append fails with ENOSPC. The error is raised on
+    # rank 0, where the file is written; the other rank must hear of it rather than
+    # wait for rank 0 in the next solve (run_cli's timeout would catch a hang).
+    reference, _ = tiny_trial
+    out = tmp_path / "full"
+    out.mkdir()
+    (out / "rows.jsonl").symlink_to("/dev/full")
+    proc = run_cli("run", reference.parent / "trial.toml", "-o", out, mpi=2)
+    assert proc.returncode != 0
+    assert "rows.jsonl: cannot write a result (the disk is full)" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -35,7 +35,7 @@ from fem.solve.voxel_levels import (CoarseLevel, Constraints, boundary_dofs, ele
 
 COARSE_DOFS = 20000      # coarsen until the coarsest level has fewer DOF than this
 MAX_LEVELS = 10
-CHUNK = 100_000          # nodes per block when building a transfer matrix
+CHUNK = 100_000          # nodes or cells per block when building the hierarchy
 
 
 class LevelOperator:
@@ -115,13 +115,15 @@ def fine_cells(V, spacing):
     h = np.asarray(spacing, dtype=float)
     node_ijk = np.rint(V.tabulate_dof_coordinates() / h).astype(np.int64)
     dofs = V.dofmap.list
-    corner = node_ijk[dofs]                                   # (n, 8, 3)
-    lattice = corner.min(axis=1)
-    slot = (corner - lattice[:, None, :]) @ np.array([1, 2, 4])
-    if not np.all(np.sort(slot, axis=1) == np.arange(8)):
-        raise ValueError("the mesh is not a voxel mesh of the given spacing")
-    cells = np.empty_like(dofs)
-    np.put_along_axis(cells, slot, dofs, axis=1)
+    cells, lattice = np.empty_like(dofs), np.empty((len(dofs), 3), dtype=np.int64)
+    for lo in range(0, len(dofs), CHUNK):        # (n, 8, 3) at once would be 192 B per cell
+        part = slice(lo, lo + CHUNK)
+        corner = node_ijk[dofs[part]]
+        lattice[part] = corner.min(axis=1)
+        slot = (corner - lattice[part, None, :]) @ np.array([1, 2, 4])
+        if not np.all(np.sort(slot, axis=1) == np.arange(8)):
+            raise ValueError("the mesh is not a voxel mesh of the given spacing")
+        np.put_along_axis(cells[part], slot, dofs[part], axis=1)
     return cells, lattice, node_ijk
 
 
