@@ -167,16 +167,35 @@ def test_trial_under_two_ranks_gives_the_serial_numbers(tiny_trial, tmp_path):
         assert float(p["failure_load_N"]) == pytest.approx(float(s["failure_load_N"]), rel=1e-5)
 
 
+# Appends to rows.jsonl fail with ENOSPC (the disk is full), on rank 0, which writes them.
+FULL_DISK = r"""
+import errno, pathlib, sys
+real_open = pathlib.Path.open
+def full_open(self, mode="r", *args, **kwargs):
+    if self.name == "rows.jsonl" and "a" in mode:
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+    return real_open(self, mode, *args, **kwargs)
+pathlib.Path.open = full_open
+from fem.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 @pytest.mark.mpi
 def test_trial_rows_on_a_full_disk_fail_clearly_on_every_rank(tiny_trial, tmp_path):
-    # rows.jsonl is /dev/full: every append fails with ENOSPC. The error is raised on
-    # rank 0, where the file is written; the other rank must hear of it rather than
-    # wait for rank 0 in the next solve (run_cli's timeout would catch a hang).
+    # The error is raised on rank 0; the other rank must hear of it rather than wait
+    # for rank 0 in the next solve (the timeout would catch a hang).
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
     reference, _ = tiny_trial
-    out = tmp_path / "full"
-    out.mkdir()
-    (out / "rows.jsonl").symlink_to("/dev/full")
-    proc = run_cli("run", reference.parent / "trial.toml", "-o", out, mpi=2)
+    cmd = ["mpirun", "-n", "2", sys.executable, "-c", FULL_DISK, "run",
+           str(reference.parent / "trial.toml"), "-o", str(tmp_path / "full")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert proc.returncode != 0
     assert "rows.jsonl: cannot write a result (the disk is full)" in proc.stderr
     assert "Traceback" not in proc.stderr
