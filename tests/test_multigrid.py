@@ -155,3 +155,24 @@ def test_multigrid_breakdown_falls_back_to_the_assembled_solver(monkeypatch):
     monkeypatch.setattr(elasticity, "_solve_matfree", slow)
     with pytest.raises(SolverError, match="slow"):
         solve()
+
+
+def test_kernel_compiles_where_the_cache_folder_cannot_be_made(tmp_path):
+    # XDG_CACHE_HOME under a regular file: mkdir fails, the kernel goes to the temp dir
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code = ("import numpy as np; from fem.solve import voxel_kernel as vk; "
+            "y = np.zeros(24); vk.matvec(np.arange(8, dtype=np.int32)[None], np.ones((1, 1)), "
+            "vk.hex_stiffness((1, 1, 1), 0.3)[None], np.ones(24), y); print(abs(y).max())")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT), XDG_CACHE_HOME=str(blocker / "cache"),
+                                   TMPDIR=str(tmp_path)))
+    assert proc.returncode == 0, proc.stderr
+    assert float(proc.stdout) < 1e-9          # a rigid translation has no elastic force
+    assert list(tmp_path.glob("bonefem-*/_bonefem_voxel_*.so"))

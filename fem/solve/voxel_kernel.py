@@ -154,7 +154,11 @@ def _load():
     tag = hashlib.sha256((_CDEF + _SOURCE + sys.version + _cpu_flags()).encode()).hexdigest()[:12]
     name = f"_bonefem_voxel_{tag}"
     folder = _cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:       # a read-only home (some container set-ups): compile per user in /tmp
+        folder = Path(tempfile.gettempdir()) / f"bonefem-{os.getuid()}"
+        folder.mkdir(parents=True, exist_ok=True)
     with open(folder / f"{name}.lock", "w") as lock:
         # Ranks of one job (and jobs of a batch) share the cache: one compiles.
         fcntl.flock(lock, fcntl.LOCK_EX)
