@@ -308,7 +308,7 @@ class VoxelMultigrid:
             fine_ijk = sl.node_ijk[: sl.imap.size_local]
             fine_bc, n_global = sl.op.bcs_owned, sl.level.dofs
         self.ops = [self.fine.as_petsc(comm)] + [sl.op.as_petsc(comm) for sl in self.slabs[:-1]]
-        self.coarse = assembled(comm, self.slabs[-1]) if self.slabs else None
+        self.coarse = assembled(comm, self.slabs[-1])
 
     @property
     def levels(self) -> int:
@@ -342,10 +342,6 @@ class VoxelMultigrid:
         ksp.setOptionsPrefix(prefix)
         ksp.setOperators(self.ops[0])
         pc = ksp.getPC()
-        if not self.slabs:
-            pc.setType("jacobi")
-            ksp.setFromOptions()
-            return ksp
         pc.setType("mg")
         n = self.levels
         pc.setMGLevels(n)
@@ -383,5 +379,5 @@ class VoxelMultigrid:
         return PETSc.NullSpace().create(vectors=vecs, comm=self.comm)
 
     def destroy(self):
-        for m in self.ops + self.transfers + ([self.coarse] if self.coarse else []):
+        for m in self.ops + self.transfers + [self.coarse]:
             m.destroy()
