@@ -141,7 +141,16 @@ def test_operators_equal_assembled_and_galerkin(test):
     # every coarse level is the Galerkin product of the one below (free DOFs; the
     # constrained ones are the identity in ours and zero in P^T A P)
     A = s.A
-    for depth, P in enumerate(mg.transfers):
+    for depth, P in enumerate(mg.assembled_transfers()):
+        # the matrix-free transfer applies the same P (and P^T)
+        xf, xc = P.createVecLeft(), P.createVecRight()
+        xf.setRandom(PETSc.Random().create(MPI.COMM_SELF))
+        xc.setRandom(PETSc.Random().create(MPI.COMM_SELF))
+        for apply, x_in, out_ref, out in ((P.mult, xc, xf.duplicate(), xf.duplicate()),
+                                          (P.multTranspose, xf, xc.duplicate(), xc.duplicate())):
+            apply(x_in, out_ref)
+            (mg.transfers[depth].mult if apply == P.mult else mg.transfers[depth].multTranspose)(x_in, out)
+            assert (out - out_ref).norm() < 1e-14 * out_ref.norm(), depth
         G = A.ptap(P)
         coarse = mg.ops[depth + 1] if depth + 1 < len(mg.ops) else mg.coarse
         bc = mg.slabs[depth].op.bcs_owned

@@ -29,9 +29,9 @@ import numpy as np
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from fem.solve import voxel_kernel
+from fem.solve import transfer, voxel_kernel
 from fem.solve.voxel_levels import (CoarseLevel, Constraints, boundary_dofs, element_matrices,
-                                    first_coarse, next_coarse, parents)
+                                    first_coarse, next_coarse)
 
 COARSE_DOFS = 20000      # coarsen until the coarsest level has fewer DOF than this
 MAX_LEVELS = 10
@@ -182,47 +182,6 @@ def slab_level(comm, level: CoarseLevel, fixed: Constraints) -> SlabLevel:
     return SlabLevel(level, imap, node_ijk, op, bc_global)
 
 
-def prolongation(comm, fine_ijk_owned, fine_bcs_owned, n_fine_global, coarse: CoarseLevel,
-                 coarse_owned: int, coarse_bcs: np.ndarray) -> PETSc.Mat:
-    """Trilinear interpolation from ``coarse`` to the owned fine nodes, MPIAIJ (3 per node).
-
-    Rows of constrained fine DOFs and columns of constrained coarse DOFs
-    (``coarse_bcs``, global) are zero: coarse corrections leave the fine constraints
-    alone, and the restricted residual is zero where the coarse level is constrained
-    (its identity rows would otherwise return the residual itself as a correction;
-    measured: 372 instead of 50 CG iterations).
-    """
-    n = len(fine_ijk_owned)
-    fine_bc = np.zeros(3 * n, dtype=bool)
-    fine_bc[fine_bcs_owned] = True
-    coarse_bc = np.zeros(coarse.dofs, dtype=bool)
-    coarse_bc[coarse_bcs] = True
-    counts, indices, values = [], [], []
-    # In chunks of nodes: the (n, 3, 8) intermediates of a whole 25 M DOF level would
-    # take gigabytes; the matrix itself is ~3.4 entries per row.
-    for lo in range(0, n, CHUNK):
-        ijk = fine_ijk_owned[lo: lo + CHUNK]
-        ids, w = parents(ijk, coarse.dims)
-        cols = coarse.index_of(ids)                                           # (m, 8)
-        if np.any(cols[w != 0] < 0):
-            raise RuntimeError("multigrid: a fine node has no parent on the coarse level")
-        cc = 3 * cols[:, None, :] + np.arange(3)[None, :, None]              # (m, 3, 8)
-        ww = np.broadcast_to(w[:, None, :], cc.shape).copy()
-        ww[fine_bc[3 * lo: 3 * lo + 3 * len(ijk)].reshape(-1, 3)] = 0.0
-        ww[coarse_bc[np.maximum(cc, 0)]] = 0.0
-        keep = ww != 0
-        counts.append(keep.sum(axis=2).ravel())
-        indices.append(cc[keep].astype(PETSc.IntType))
-        values.append(ww[keep])
-    indptr = np.concatenate([[0], np.cumsum(np.concatenate(counts or [np.zeros(0, int)]))])
-    P = PETSc.Mat().createAIJ(((3 * n, n_fine_global), (coarse_owned, coarse.dofs)),
-                              csr=(indptr.astype(PETSc.IntType),
-                                   np.concatenate(indices or [np.zeros(0, PETSc.IntType)]),
-                                   np.concatenate(values or [np.zeros(0)])), comm=comm)
-    P.assemble()
-    return P
-
-
 def assembled(comm, sl: SlabLevel) -> PETSc.Mat:
     """The coarsest level as an MPIAIJ matrix (owned rows), identity on constrained DOFs."""
     import scipy.sparse as sp
@@ -299,13 +258,19 @@ class VoxelMultigrid:
             self.slabs.append(slab_level(comm, lvl, con))
 
         # Transfers: fine -> level 1 -> ... ; PETSc numbers levels from the coarsest (0).
-        self.transfers = []
+        self._transfer_args = []
         fine_ijk, fine_bc, n_global = node_ijk[: imap.size_local], self.fine.bcs_owned, 3 * imap.size_global
         for sl in self.slabs:
-            self.transfers.append(prolongation(comm, fine_ijk, fine_bc, n_global, sl.level,
-                                               sl.op.n_owned, sl.bc_global))
+            self._transfer_args.append((fine_ijk, fine_bc, n_global, sl.level, sl.op.n_owned, sl.bc_global))
             fine_ijk = sl.node_ijk[: sl.imap.size_local]
             fine_bc, n_global = sl.op.bcs_owned, sl.level.dofs
+        self._contexts, self.transfers = [], []
+        for fine_ijk, fine_bc, _, level, owned, bc in self._transfer_args:
+            template = PETSc.Vec().createMPI((owned, level.dofs), comm=comm)
+            ctx = transfer.Transfer(fine_ijk, fine_bc, level, template, bc)
+            template.destroy()
+            self._contexts.append(ctx)
+            self.transfers.append(ctx.as_petsc(comm, owned))
         self.ops = [self.fine.as_petsc(comm)] + [sl.op.as_petsc(comm) for sl in self.slabs[:-1]]
         self.coarse = assembled(comm, self.slabs[-1])
 
@@ -377,6 +342,12 @@ class VoxelMultigrid:
             v.scale(1.0 / v.norm())
         return PETSc.NullSpace().create(vectors=vecs, comm=self.comm)
 
+    def assembled_transfers(self) -> list[PETSc.Mat]:
+        """The transfers as AIJ matrices (the same P; for tests and P^T A P)."""
+        return [transfer.assembled(self.comm, *args) for args in self._transfer_args]
+
     def destroy(self):
         for m in self.ops + self.transfers + [self.coarse]:
             m.destroy()
+        for ctx in self._contexts:
+            ctx.free()

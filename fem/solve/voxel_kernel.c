@@ -163,3 +163,46 @@ void voxel_diagonal(int64_t n_cells, const int32_t *cells, int32_t m,
         }
     }
 }
+
+/* Trilinear transfer between a voxel level and the one above, fine nodes i < n:
+   parent (n x 8) indices of the coarse corners around node i in a local coarse array,
+   odd[i] the bits (x 1, y 2, z 4) of its odd lattice coordinates: corner k is a parent
+   iff its bits lie in odd[i], with weight 2^-popcount(odd[i]). fixed (3 n) marks
+   constrained fine DOFs: zero rows of the interpolation. */
+void interpolate_add(int64_t n, const int32_t *parent, const uint8_t *odd, const uint8_t *fixed,
+                     const double *xc, double *y)
+{
+    for (int64_t i = 0; i < n; ++i) {
+        const int o = odd[i];
+        const double w = 1.0 / (double)(1 << __builtin_popcount(o));
+        double s0 = 0.0, s1 = 0.0, s2 = 0.0;
+        for (int k = 0; k < 8; ++k) {
+            if (k & ~o) continue;      /* not a parent (measured: faster than weight 0) */
+            const double *xp = xc + 3 * (int64_t)parent[8 * i + k];
+            s0 += xp[0]; s1 += xp[1]; s2 += xp[2];
+        }
+        const uint8_t *f = fixed + 3 * i;
+        double *yi = y + 3 * i;
+        if (!f[0]) yi[0] += w * s0;
+        if (!f[1]) yi[1] += w * s1;
+        if (!f[2]) yi[2] += w * s2;
+    }
+}
+
+/* The transpose: xc[parents of i] += w y_i over the free fine DOFs. */
+void restrict_add(int64_t n, const int32_t *parent, const uint8_t *odd, const uint8_t *fixed,
+                  const double *y, double *xc)
+{
+    for (int64_t i = 0; i < n; ++i) {
+        const int o = odd[i];
+        const double w = 1.0 / (double)(1 << __builtin_popcount(o));
+        const uint8_t *f = fixed + 3 * i;
+        const double v0 = f[0] ? 0.0 : w * y[3 * i], v1 = f[1] ? 0.0 : w * y[3 * i + 1];
+        const double v2 = f[2] ? 0.0 : w * y[3 * i + 2];
+        for (int k = 0; k < 8; ++k) {
+            if (k & ~o) continue;
+            double *xp = xc + 3 * (int64_t)parent[8 * i + k];
+            xp[0] += v0; xp[1] += v1; xp[2] += v2;
+        }
+    }
+}

@@ -44,6 +44,10 @@ void box_matvec(int64_t n_cells, const int32_t *cells, const double *w,
                 const double *blocks, const double *x, double *y);
 void galerkin_add(int64_t n, const double *K, const int32_t *slot, const int64_t *parent,
                   const double *W, double *out);
+void interpolate_add(int64_t n, const int32_t *parent, const uint8_t *odd, const uint8_t *fixed,
+                     const double *xc, double *y);
+void restrict_add(int64_t n, const int32_t *parent, const uint8_t *odd, const uint8_t *fixed,
+                  const double *y, double *xc);
 """
 
 _SOURCE = (Path(__file__).with_name("voxel_kernel.c")).read_text()
@@ -217,6 +221,26 @@ def galerkin_add(K: np.ndarray, slot: np.ndarray, parent: np.ndarray, weights: n
     lib.lib.galerkin_add(len(K), _ptr(ffi, K, "double *"), _ptr(ffi, slot, "int32_t *"),
                          _ptr(ffi, parent, "int64_t *"), _ptr(ffi, weights, "double *"),
                          _ptr(ffi, out, "double *"))
+
+
+def interpolate_add(parent: np.ndarray, odd: np.ndarray, fixed: np.ndarray, xc: np.ndarray,
+                    y: np.ndarray) -> None:
+    """``y += P xc`` for trilinear P (fine nodes: ``parent`` (n, 8) int32 indices into the
+    node-major coarse array ``xc``, ``odd`` (n,) uint8 odd-coordinate bits, ``fixed``
+    (3 n,) uint8 constrained fine DOFs, whose rows are zero); y (3 n,) float64."""
+    lib = _load()
+    ffi = lib.ffi
+    lib.lib.interpolate_add(len(parent), _ptr(ffi, parent, "int32_t *"), _ptr(ffi, odd, "uint8_t *"),
+                            _ptr(ffi, fixed, "uint8_t *"), _ptr(ffi, xc, "double *"), _ptr(ffi, y, "double *"))
+
+
+def restrict_add(parent: np.ndarray, odd: np.ndarray, fixed: np.ndarray, y: np.ndarray,
+                 xc: np.ndarray) -> None:
+    """``xc += P^T y`` (the transpose of :func:`interpolate_add`, same arguments)."""
+    lib = _load()
+    ffi = lib.ffi
+    lib.lib.restrict_add(len(parent), _ptr(ffi, parent, "int32_t *"), _ptr(ffi, odd, "uint8_t *"),
+                         _ptr(ffi, fixed, "uint8_t *"), _ptr(ffi, y, "double *"), _ptr(ffi, xc, "double *"))
 
 
 def hex_stiffness(spacing, poisson: float) -> np.ndarray:
