@@ -119,6 +119,46 @@ void box_matvec(int64_t n_cells, const int32_t *cells, const double *w,
     }
 }
 
+/* y += sum_e (sum_s w[e, s] B_s) x_e for the eight Galerkin matrices B_s of a box's
+   children (fem.solve.voxel_levels.galerkin_basis). In the Hadamard basis B_s is B_0
+   with the signs of its children's mirror image, so the element matrix is B_0's 3 x 3
+   class blocks G[P][Q] times hw[P ^ Q], hw the Hadamard transform of the eight child
+   weights (galerkin_blocks in voxel_kernel.py): 64 blocks per element computed from
+   8 numbers instead of a stored 24 x 24 matrix. G: 8 x 8 x 3 x 3 (1/64 folded in). */
+void galerkin8_matvec(int64_t n_cells, const int32_t *cells, const double *w,
+                      const double *G, const double *x, double *y)
+{
+    for (int64_t e0 = 0; e0 < n_cells; e0 += 4) {
+        const int k_end = n_cells - e0 < 4 ? (int)(n_cells - e0) : 4;
+        const int32_t *c = cells + 8 * e0;
+        v4 u[3][8], v[3][8], hw[8];
+        for (int a = 0; a < 8; ++a)
+            for (int k = 0; k < 4; ++k) {
+                const double *xa = x + 3 * (int64_t)c[8 * (k < k_end ? k : 0) + a];
+                u[0][a][k] = xa[0]; u[1][a][k] = xa[1]; u[2][a][k] = xa[2];
+                hw[a][k] = k < k_end ? w[8 * (e0 + k) + a] : 0.0;
+            }
+        hadamard8(u[0]); hadamard8(u[1]); hadamard8(u[2]); hadamard8(hw);
+        for (int P = 0; P < 8; ++P) {
+            v4 y0 = {0.0, 0.0, 0.0, 0.0}, y1 = y0, y2 = y0;
+            for (int Q = 0; Q < 8; ++Q) {
+                const double *B = G + 9 * (8 * P + Q);
+                const v4 x0 = u[0][Q ^ 1], x1 = u[1][Q ^ 2], x2 = u[2][Q ^ 4], t = hw[P ^ Q];
+                y0 += t * (B[0] * x0 + B[1] * x1 + B[2] * x2);
+                y1 += t * (B[3] * x0 + B[4] * x1 + B[5] * x2);
+                y2 += t * (B[6] * x0 + B[7] * x1 + B[8] * x2);
+            }
+            v[0][P ^ 1] = y0; v[1][P ^ 2] = y1; v[2][P ^ 4] = y2;
+        }
+        hadamard8(v[0]); hadamard8(v[1]); hadamard8(v[2]);
+        for (int k = 0; k < k_end; ++k)
+            for (int a = 0; a < 8; ++a) {
+                double *ya = y + 3 * (int64_t)c[8 * k + a];
+                ya[0] += v[0][a][k]; ya[1] += v[1][a][k]; ya[2] += v[2][a][k];
+            }
+    }
+}
+
 /* out[parent[e]] += P_s^T K_e P_s for children e in slot s = slot[e] of their parent,
    P_s = kron(W_s, I_3) with W_s (8 x 8) the trilinear weights of the parent's corners at
    the child's corners: two 8-term contractions, 9216 multiply-adds per child (a dense

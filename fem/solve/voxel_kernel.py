@@ -42,6 +42,8 @@ void element_matvec(int64_t n_cells, const int32_t *cells, const double *mats,
                     const double *x, double *y);
 void box_matvec(int64_t n_cells, const int32_t *cells, const double *w,
                 const double *blocks, const double *x, double *y);
+void galerkin8_matvec(int64_t n_cells, const int32_t *cells, const double *w,
+                      const double *G, const double *x, double *y);
 void galerkin_add(int64_t n, const double *K, const int32_t *slot, const int64_t *parent,
                   const double *W, double *out);
 void interpolate_add(int64_t n, const int32_t *parent, const uint8_t *odd, const uint8_t *fixed,
@@ -135,6 +137,11 @@ def matvec(cells: np.ndarray, weights: np.ndarray | None, basis: np.ndarray, x: 
         return
     assert weights.dtype == np.float64 and weights.flags.c_contiguous
     assert weights.shape == (len(cells), len(basis))
+    if len(basis) == 8 and (G := galerkin_blocks(basis)) is not None:
+        lib.lib.galerkin8_matvec(len(cells), _ptr(ffi, cells, "int32_t *"), _ptr(ffi, weights, "double *"),
+                                 _ptr(ffi, G, "double *"), _ptr(ffi, x, "double *"),
+                                 _ptr(ffi, y, "double *"))
+        return
     blocks = box_blocks(basis[0]) if len(basis) == 1 else None
     if blocks is not None:
         lib.lib.box_matvec(len(cells), _ptr(ffi, cells, "int32_t *"), _ptr(ffi, weights, "double *"),
@@ -182,6 +189,38 @@ def box_blocks(K: np.ndarray) -> np.ndarray | None:
             inside[np.ix_(idx, idx)] = True
         ok = np.abs(Kh[~inside]).max() <= 1e-13 * np.abs(Kh).max()
         _BLOCKS[key] = np.ascontiguousarray(blocks) if ok else None
+    return _BLOCKS[key]
+
+
+def _classes() -> np.ndarray:
+    """(24,) parity class m ^ 2^c of DOF 3 m + c in the Hadamard basis (see box_blocks)."""
+    return np.array([(i // 3) ^ (1 << (i % 3)) for i in range(24)])
+
+
+def galerkin_blocks(basis: np.ndarray) -> np.ndarray | None:
+    """The class blocks of the eight Galerkin matrices of a box's children, (8, 8, 3, 3),
+    or None if ``basis`` (8, 24, 24) is not of that form.
+
+    Child s is child 0 mirrored by the bits of s, so in the Hadamard basis
+    B_s[i, j] = sigma_s(i) sigma_s(j) B_0[i, j] with sigma_s(i) = (-1)^popcount(s & class(i)),
+    and sum_s w_s B_s = B_0[i, j] hw[class(i) ^ class(j)] with hw the Hadamard transform of
+    the weights. Returned: G[P, Q] = the 3 x 3 block of T B_0 T / 64 between classes P, Q.
+    Verified for all eight matrices here, not assumed.
+    """
+    key = basis.tobytes()
+    if key not in _BLOCKS:
+        T = _hadamard_transform()
+        Bh = np.einsum("ij,sjk,kl->sil", T, basis, T) / 64.0
+        cls = _classes()
+        parity = np.array([[bin(s & c).count("1") % 2 for c in cls] for s in range(8)])
+        sigma = 1.0 - 2.0 * parity                                            # (8, 24)
+        ok = np.abs(Bh - sigma[:, :, None] * sigma[:, None, :] * Bh[0]).max() <= 1e-13 * np.abs(Bh).max()
+        G = np.empty((8, 8, 3, 3))
+        for P in range(8):
+            for Q in range(8):
+                G[P, Q] = Bh[0][np.ix_([3 * (P ^ (1 << c)) + c for c in range(3)],
+                                       [3 * (Q ^ (1 << c)) + c for c in range(3)])]
+        _BLOCKS[key] = np.ascontiguousarray(G) if ok else None
     return _BLOCKS[key]
 
 

