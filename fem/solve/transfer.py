@@ -55,9 +55,13 @@ class Transfer:
                  coarse_vec: PETSc.Vec, coarse_bcs: np.ndarray):
         n = len(fine_ijk)
         cols, _ = _parents(fine_ijk, coarse)
-        # corners that are not parents repeat a parent (weight 0), so every index is used
-        needed, local = np.unique(cols, return_inverse=True)
-        self.parent = np.ascontiguousarray(local.reshape(n, 8), dtype=np.int32)
+        # corners that are not parents repeat a parent (weight 0), so every index is used;
+        # a marker array instead of np.unique: no sort of 8 entries per fine node
+        used = np.zeros(len(coarse.nodes), dtype=bool)
+        used[cols] = True
+        needed = np.flatnonzero(used)
+        position = np.cumsum(used, dtype=np.int32) - 1
+        self.parent = np.ascontiguousarray(position[cols], dtype=np.int32)
         self.odd = np.ascontiguousarray(((fine_ijk & 1) @ np.array([1, 2, 4])).astype(np.uint8))
         self.fixed = np.zeros(3 * n, dtype=np.uint8)
         self.fixed[np.asarray(fine_bcs, dtype=np.int64)] = 1
