@@ -256,3 +256,47 @@ def test_kernel_compiles_where_the_cache_folder_cannot_be_made(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert float(proc.stdout) < 1e-9          # a rigid translation has no elastic force
     assert list(tmp_path.glob("bonefem-*/_bonefem_voxel_*.so"))
+
+
+# One box element on rank 0, whose upper four nodes rank 1 owns: rank 1 has neither
+# elements nor ghosts, yet must join the ghost exchanges (it once skipped them and hung).
+RANK_WITHOUT_GHOSTS = r"""
+import numpy as np
+import dolfinx.common
+from mpi4py import MPI
+from fem.solve.multigrid import LevelOperator
+from fem.solve.voxel_kernel import hex_stiffness
+
+comm = MPI.COMM_WORLD
+K = hex_stiffness((0.1, 0.1, 0.1), 0.3)
+if comm.rank == 0:
+    imap = dolfinx.common.IndexMap(comm, 4, np.arange(4, 8, dtype=np.int64), np.ones(4, np.int32))
+    cells = np.arange(8, dtype=np.int32)[None]
+else:
+    imap = dolfinx.common.IndexMap(comm, 4, np.zeros(0, np.int64), np.zeros(0, np.int32))
+    cells = np.zeros((0, 8), dtype=np.int32)
+op = LevelOperator(imap, [(cells, np.ones((len(cells), 1)), K[None])], np.zeros(0, np.int64))
+A = op.as_petsc(comm)
+x, y = A.createVecRight(), A.createVecLeft()
+u = np.random.default_rng(0).random(24)
+x.getArray()[:] = u[12 * comm.rank: 12 * comm.rank + 12]
+A.mult(x, y)
+y_all = np.concatenate(comm.allgather(y.getArray().copy()))
+if comm.rank == 0:
+    assert np.abs(y_all - K @ u).max() < 1e-12 * np.abs(K @ u).max()
+    print("OK")
+"""
+
+
+@pytest.mark.mpi
+def test_operator_on_a_rank_without_ghosts():
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    proc = subprocess.run(["mpirun", "-n", "2", sys.executable, "-c", RANK_WITHOUT_GHOSTS],
+                          capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stdout + proc.stderr

@@ -64,6 +64,9 @@ class LevelOperator:
         self.n_owned = 3 * imap.size_local
         self.bcs = np.asarray(bcs, dtype=np.int64)
         self.bcs_owned = self.bcs[self.bcs < self.n_owned]
+        # one rank: no ghosts to exchange (a rank without ghosts in a parallel run still
+        # takes part in the collective scatters)
+        self.serial = imap.comm.size == 1
         self.xv = dolfinx.la.vector(imap, bs=3)
         self.yv = dolfinx.la.vector(imap, bs=3)
 
@@ -85,7 +88,7 @@ class LevelOperator:
     def mult(self, mat, x, y):
         xa = x.getArray(readonly=True)
         ya = y.getArray()
-        if self.imap.num_ghosts == 0:       # nothing to exchange: accumulate straight into y
+        if self.serial:       # nothing to exchange: accumulate straight into y
             xw = self.xv.array
             xw[:] = xa
             xw[self.bcs] = 0.0
