@@ -2,20 +2,21 @@
 
 Every voxel element shares one reference stiffness scaled by its modulus, so the
 operator is applied element by element (fem.solve.voxel_kernel) and never
-assembled, as in ParOSol and Faim. CG is preconditioned by a multigrid V-cycle on the
+assembled, as in ParOSol and Faim. CG is preconditioned by a multigrid W-cycle on the
 voxel hierarchy (fem.solve.voxel_levels): coarse boxes of twice the edge, trilinear
-transfer, Chebyshev/Jacobi smoothing on every level, and a direct solve (MUMPS) of the
-coarsest level. Level 1 is rediscretised with the mean modulus of each box's eight
-children (``exact=False``, the default) or is their exact Galerkin product (``exact=True``);
-deeper levels are the exact Galerkin products of the level below. Measured on a 1.04 M DOF
-vertebral specimen, one rank: exact 44 CG iterations, 10.7 s; mean 47 iterations, 8.8 s
-(an exact level-1 product costs as much as a fine one: eight matrices per element). The memory is a few vectors, the connectivity
-and the transfer matrices, not a stiffness matrix and an AMG hierarchy.
+transfers (fem.solve.transfer), Chebyshev/Jacobi smoothing on every level, and a
+direct solve (CHOLMOD, else MUMPS) of the coarsest level (< 5,000 DOF). Level 1 is
+rediscretised with the mean modulus of each box's eight children (``exact=False``, the
+default) or is their exact Galerkin product (``exact=True``); deeper levels are the exact
+Galerkin products of the level below. Measured on a 1.04 M DOF vertebral specimen, one
+rank, W-cycle: exact 30 CG iterations, 6.0 s; mean 33 iterations, 4.3 s (set-up + solve).
+The memory is a few vectors, the connectivity and the parent indices of the transfers,
+not a stiffness matrix and an AMG hierarchy.
 
 Parallel layout: level 0 is DOLFINx's distributed mesh and DOF numbering (so the
 solution lands in a DOLFINx Function and boundary conditions are DOLFINx's); the
 coarse levels, which every rank derives from the gathered fine voxels, are split into
-z slabs. The transfer matrices connect the two layouts (PETSc MPIAIJ).
+z slabs. The transfers connect the two layouts (a PETSc scatter per level).
 
 Boundary conditions are applied as in DOLFINx's assembled system: constrained rows and
 columns replaced by the identity, so both solvers solve the same linear system.
@@ -33,7 +34,9 @@ from fem.solve import transfer, voxel_kernel
 from fem.solve.voxel_levels import (CoarseLevel, Constraints, boundary_dofs, element_matrices,
                                     first_coarse, next_coarse)
 
-COARSE_DOFS = 20000      # coarsen until the coarsest level has fewer DOF than this
+# Coarsen until the coarsest level has fewer DOF than this. Small, because the W-cycle
+# (fem.solve.solver PRESETS["matfree"]) solves it 2^(levels - 1) times per iteration.
+COARSE_DOFS = 5000
 MAX_LEVELS = 10
 CHUNK = 100_000          # nodes or cells per block when building the hierarchy
 
@@ -307,7 +310,7 @@ class VoxelMultigrid:
         return b
 
     def ksp(self, rtol, max_iterations, prefix="bonefem_") -> PETSc.KSP:
-        """CG on the fine operator with the multigrid V-cycle as preconditioner."""
+        """CG on the fine operator with the multigrid cycle as preconditioner."""
         from fem.solve.solver import PRESETS, set_options
 
         set_options(prefix, {"ksp_type": "cg", "ksp_rtol": rtol, "ksp_atol": 0.0,

@@ -67,6 +67,11 @@ PRESETS = {
     # its V-cycle; the operators and transfers are set by the code.
     "matfree": {
         "pc_type": "mg",
+        # W-cycle: each coarse level's correction is solved twice as well. On porous
+        # bone the trilinear coarse spaces are poor and a V-cycle's iterations grew with
+        # every level (1.0 M DOF: 46 -> 33; 2.7 M DOF: 75 -> 43) for 1.4x the work per
+        # iteration; the levels shrink about 4.5x each, so the W-cycle stays O(n).
+        "pc_mg_cycle_type": "w",
         "mg_levels_ksp_type": "chebyshev",
         "mg_levels_pc_type": "jacobi",
         "mg_levels_ksp_max_it": 2,
