@@ -8,9 +8,9 @@ from __future__ import annotations
 # 1.2 GiB over 2 ranks, of which about 0.25 GiB per rank is the base), rounded up.
 BYTES_PER_DOF = 2000.0
 # The matrix-free multigrid solver (fem.solve.multigrid): mesh, vectors, transfers and
-# coarse levels; peak RSS by bench/solver.py (docs/benchmark.md: 27.6 M DOF, 11.5 GiB on
-# one rank, 436 B per DOF with everything), rounded up.
-BYTES_PER_DOF_MATFREE = 500.0
+# coarse levels; peak RSS by bench/solver.py (docs/benchmark.md: 27.6 M DOF, 8.9 GiB on
+# one rank, 337 B per DOF with everything; 1.04 M DOF, 485 MiB), rounded up.
+BYTES_PER_DOF_MATFREE = 400.0
 BYTES_PER_RANK = 300e6   # Python, DOLFINx, PETSc and MPI themselves
 
 

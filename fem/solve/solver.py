@@ -64,7 +64,7 @@ PRESETS = {
     "fast": {**DEMO, "pc_gamg_threshold": 0.02},
     # FAST_OPTIONS_END
     # Matrix-free voxel operator + geometric multigrid (fem.solve.multigrid): options of
-    # its V-cycle; the operators and transfers are set by the code.
+    # its W-cycle; the operators and transfers are set by the code.
     "matfree": {
         "pc_type": "mg",
         # W-cycle: each coarse level's correction is solved twice as well. On porous

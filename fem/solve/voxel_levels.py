@@ -7,9 +7,10 @@ children with trilinear interpolation P (level 1 may instead be rediscretised wi
 children's mean modulus, :func:`first_coarse`). On level 1, with a piecewise-constant
 modulus, that is exactly ``sum_s E_s B_s`` over the child slots s with eight fixed
 24 x 24 matrices B_s (:func:`galerkin_basis`): eight numbers per element, no matrix.
-Deeper levels have few elements and store one 24 x 24 matrix each, the sum of
-their children's P_s^T K P_s; so every level is the exact Galerkin operator of the
-one below (measured on a 0.32 M DOF specimen: 5 levels whose deeper ones used mean
+Above a level of one box matrix per element (level 1 by default) the same holds, so
+level 2 is kept as eight weights per element too (:func:`next_coarse`); deeper levels
+have few elements and store one 24 x 24 matrix each, the sum of their children's
+P_s^T K P_s; so every level below 1 is the exact Galerkin operator of the one below (measured on a 0.32 M DOF specimen: 5 levels whose deeper ones used mean
 moduli instead needed 103 CG iterations, against 44 with an exact 3-level hierarchy).
 
 Lattice ids number nodes and elements of a level z-major (``(k * NY + j) * NX + i``),
