@@ -16,7 +16,8 @@ from petsc4py import PETSc
 from fem.errors import SolverError
 from fem.solve import loadcases, solver
 
-BREAKDOWNS = ("DIVERGED_INDEFINITE_PC", "DIVERGED_INDEFINITE_MAT", "DIVERGED_BREAKDOWN", "DIVERGED_NANORINF")
+BREAKDOWNS = ("DIVERGED_INDEFINITE_PC", "DIVERGED_INDEFINITE_MAT", "DIVERGED_BREAKDOWN", "DIVERGED_NANORINF",
+              "DIVERGED_PC_FAILED")
 
 
 @dataclass
@@ -250,6 +251,12 @@ def _solve_matfree(system: System, uh, spacing, modulus_cells, poisson, test, pi
             "preset": "matfree", "levels": mg.levels, "level_dofs": mg.level_dofs()}
     try:
         stats = solver.solve(ksp, b, uh.x.petsc_vec)
+    except PETSc.Error as exc:
+        # A failed set-up of the preconditioner, e.g. CHOLMOD refusing a singular coarsest
+        # level (the same matrix on every rank, so every rank gets here): a breakdown.
+        err = SolverError(f"the multigrid preconditioner failed (PETSc error {exc.ierr})")
+        err.reason = "DIVERGED_PC_FAILED"
+        raise err from exc
     finally:
         ksp.destroy()
         b.destroy()
