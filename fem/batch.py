@@ -48,22 +48,34 @@ class _Claims:
 
         name = world.bcast(f".claims-{uuid.uuid4().hex[:12]}" if world.rank == 0 else None, root=0)
         self.folder = outdir / name
+        error = None
         if world.rank == 0:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        world.Barrier()
-        self._os, self.cursor = os, 0
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                error = f"cannot create the claim folder {self.folder}: {exc.strerror}"
+        # every rank raises, rather than waiting for rank 0
+        error = world.bcast(error, root=0)
+        if error:
+            raise BonefemError(f"batch: {error}")
+        self._os, self.cursor, self.error = os, 0, None
 
     def next(self, n_jobs: int) -> int:
-        """The next unclaimed job index, or n_jobs when all are taken."""
+        """The next unclaimed job index, n_jobs when all are taken, or -1 when a claim file
+        cannot be created (a full disk; the reason is in ``self.error``)."""
         os = self._os
         while self.cursor < n_jobs:
             index = self.cursor
             self.cursor += 1
+            path = self.folder / str(index)
             try:
-                os.close(os.open(self.folder / str(index), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
                 return index
             except FileExistsError:
                 continue
+            except OSError as exc:
+                self.error = f"cannot create the claim file {path}: {exc.strerror}"
+                return -1
         return n_jobs
 
     def finish(self, index: int) -> None:
@@ -126,7 +138,9 @@ def run_batch(case_paths, outdir, ranks_per_job: int = 1, world=MPI.COMM_WORLD,
     t0 = time.perf_counter()
     while True:
         index = group.bcast(claims.next(len(jobs)) if leader else None, root=0)
-        if index >= len(jobs):
+        if index < 0 or index >= len(jobs):
+            # a group that cannot claim stops taking jobs; the others go on, and the batch
+            # ends with the reason (below) once every group is done
             break
         case, folder = jobs[index]
         name = folder.relative_to(outdir)
@@ -167,12 +181,17 @@ def run_batch(case_paths, outdir, ranks_per_job: int = 1, world=MPI.COMM_WORLD,
     tick()
     progress.close()
     failed = world.allreduce(failed if leader else 0)
+    claim_errors = [e for e in world.allgather(claims.error if leader else None) if e]
     if world.rank == 0:
         claims.remove()
         for case in cases:
             if case.trial is not None:
                 _merge_trial(case, outdir / Path(case.source).stem)
     group.Free()
+    if claim_errors:
+        also = f"; {failed} of {len(jobs)} jobs failed as well" if failed else ""
+        raise BonefemError(f"batch: {claim_errors[0]}{also}. Finished results stay in {outdir}/ "
+                           "and a re-run does only the unfinished jobs")
     if failed:
         raise BonefemError(f"{failed} of {len(jobs)} batch jobs failed (errors above); finished "
                            f"results stay in {outdir}/ and a re-run does only the unfinished jobs")

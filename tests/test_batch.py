@@ -136,3 +136,35 @@ def test_batch_draws_a_bar_on_a_terminal(cases, tmp_path, mpi):
     assert "batch: 100%" in out and "2/2" in out and "\r" in out
     assert "case" in out.split("batch: 100%")[0]       # the current job's name on the bar
     assert "bonefem batch: job" not in out             # and no log lines from any rank
+
+
+# Claim files of job 2 (index 1) cannot be created: the disk is full.
+FULL_CLAIMS = r"""
+import errno, os, sys
+real_open = os.open
+def full_open(path, flags, *args, **kwargs):
+    p = os.fspath(path)
+    if ".claims-" in p and os.path.basename(p) == "1":
+        raise OSError(errno.ENOSPC, "No space left on device", p)
+    return real_open(path, flags, *args, **kwargs)
+os.open = full_open
+from fem.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("mpi", [0, 2])
+def test_batch_claims_on_a_full_disk_end_in_a_clear_error(cases, tmp_path, mpi):
+    d, paths = cases
+    cmd = [sys.executable, "-c", FULL_CLAIMS, "batch", *map(str, paths), "-o", str(tmp_path / "b")]
+    if mpi:
+        cmd = ["mpirun", "-n", str(mpi), *cmd]
+    # every rank must hear of it and stop (the timeout would catch a hang)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "cannot create the claim file" in proc.stderr and "No space left on device" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "a re-run does only the unfinished jobs" in proc.stderr
+    assert read_result(tmp_path / "b" / "case1")["dofs"] > 0        # job 1 was kept
