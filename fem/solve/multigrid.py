@@ -82,11 +82,15 @@ class LevelOperator:
         self.xv.scatter_forward()
         if constrained:
             xw[self.bcs] = 0.0
+        self._products(xw, yw)
+        self.yv.scatter_reverse(dolfinx.la.InsertMode.add)
+        return yw[: self.n_owned]
+
+    def _products(self, xw: np.ndarray, yw: np.ndarray) -> None:
+        """yw = K xw over the local elements (owned and ghost entries)."""
         yw[:] = 0.0
         for cells, weights, basis in self.groups:
             voxel_kernel.matvec(cells, weights, basis, xw, yw)
-        self.yv.scatter_reverse(dolfinx.la.InsertMode.add)
-        return yw[: self.n_owned]
 
     def mult(self, mat, x, y):
         xa = x.getArray(readonly=True)
@@ -95,9 +99,7 @@ class LevelOperator:
             xw = self.xv.array
             xw[:] = xa
             xw[self.bcs] = 0.0
-            ya[:] = 0.0
-            for cells, weights, basis in self.groups:
-                voxel_kernel.matvec(cells, weights, basis, xw, ya)
+            self._products(xw, ya)
         else:
             ya[:] = self.apply_local(xa)
         ya[self.bcs_owned] = xa[self.bcs_owned]
@@ -272,19 +274,16 @@ class VoxelMultigrid:
             self.slabs.append(slab_level(comm, lvl, con))
 
         # Transfers: fine -> level 1 -> ... ; PETSc numbers levels from the coarsest (0).
-        self._transfer_args = []
+        self._transfer_args, self._contexts, self.transfers = [], [], []
         fine_ijk, fine_bc, n_global = node_ijk[: imap.size_local], self.fine.bcs_owned, 3 * imap.size_global
         for sl in self.slabs:
-            self._transfer_args.append((fine_ijk, fine_bc, n_global, sl.level, sl.op.n_owned, sl.bc_global))
+            args = (fine_ijk, fine_bc, n_global, sl.level, sl.op.n_owned, sl.bc_global)
+            self._transfer_args.append(args)
+            ctx = transfer.Transfer(comm, *args)
+            self._contexts.append(ctx)
+            self.transfers.append(ctx.as_petsc())
             fine_ijk = sl.node_ijk[: sl.imap.size_local]
             fine_bc, n_global = sl.op.bcs_owned, sl.level.dofs
-        self._contexts, self.transfers = [], []
-        for fine_ijk, fine_bc, _, level, owned, bc in self._transfer_args:
-            template = PETSc.Vec().createMPI((owned, level.dofs), comm=comm)
-            ctx = transfer.Transfer(fine_ijk, fine_bc, level, template, bc)
-            template.destroy()
-            self._contexts.append(ctx)
-            self.transfers.append(ctx.as_petsc(comm, owned))
         self.ops = [self.fine.as_petsc(comm)] + [sl.op.as_petsc(comm) for sl in self.slabs[:-1]]
         self.coarse = assembled(comm, self.slabs[-1])
 

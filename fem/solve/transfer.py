@@ -47,12 +47,14 @@ class Transfer:
 
     fine_ijk : (n, 3) lattice coordinates of the owned fine nodes
     fine_bcs : local indices of their constrained DOFs (< 3 n)
-    coarse : the coarse level (all ranks); coarse_vec : a vector of its slab layout
+    n_fine_global : DOFs of the fine level on all ranks
+    coarse : the coarse level (all ranks); coarse_owned : DOFs of it this rank owns
     coarse_bcs : its constrained DOFs, global numbering
+    (the arguments of :func:`assembled`)
     """
 
-    def __init__(self, fine_ijk: np.ndarray, fine_bcs: np.ndarray, coarse: CoarseLevel,
-                 coarse_vec: PETSc.Vec, coarse_bcs: np.ndarray):
+    def __init__(self, comm, fine_ijk: np.ndarray, fine_bcs: np.ndarray, n_fine_global: int,
+                 coarse: CoarseLevel, coarse_owned: int, coarse_bcs: np.ndarray):
         n = len(fine_ijk)
         cols, _ = _parents(fine_ijk, coarse)
         # corners that are not parents repeat a parent (weight 0), so every index is used;
@@ -71,9 +73,12 @@ class Transfer:
         self.coarse_fixed = np.flatnonzero(is_bc[dofs])
         self.local = PETSc.Vec().createSeq(len(dofs), comm=PETSc.COMM_SELF)
         index = PETSc.IS().createGeneral(dofs.astype(PETSc.IntType), comm=PETSc.COMM_SELF)
-        self.scatter = PETSc.Scatter().create(coarse_vec, index, self.local, None)
+        layout = PETSc.Vec().createMPI((coarse_owned, coarse.dofs), comm=comm)
+        self.scatter = PETSc.Scatter().create(layout, index, self.local, None)
         index.destroy()
-        self.shape = (3 * n, coarse.dofs)
+        layout.destroy()
+        self.comm = comm
+        self.sizes = ((3 * n, n_fine_global), (coarse_owned, coarse.dofs))
 
     def _gather(self, xc: PETSc.Vec) -> np.ndarray:
         self.scatter.scatter(xc, self.local, PETSc.InsertMode.INSERT, PETSc.ScatterMode.FORWARD)
@@ -106,9 +111,8 @@ class Transfer:
         xc.zeroEntries()
         self.multTransposeAdd(mat, y, xc, xc)
 
-    def as_petsc(self, comm, coarse_owned: int) -> PETSc.Mat:
-        P = PETSc.Mat().createPython(((self.shape[0], PETSc.DETERMINE), (coarse_owned, self.shape[1])),
-                                     context=self, comm=comm)
+    def as_petsc(self) -> PETSc.Mat:
+        P = PETSc.Mat().createPython(self.sizes, context=self, comm=self.comm)
         P.setUp()
         return P
 

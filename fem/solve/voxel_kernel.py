@@ -164,6 +164,11 @@ def _hadamard_transform() -> np.ndarray:
 _BLOCKS: dict = {}
 
 
+def _class_dofs(p: int) -> list[int]:
+    """The three DOFs 3 m + c (m = p ^ 2^c) of parity class ``p`` in the Hadamard basis."""
+    return [3 * (p ^ (1 << c)) + c for c in range(3)]
+
+
 def box_blocks(K: np.ndarray) -> np.ndarray | None:
     """The eight 3 x 3 blocks of a box element's stiffness ``K`` (24, 24) in the Hadamard
     basis, (8, 3, 3) C-contiguous, or None if ``K`` lacks the box's symmetry.
@@ -184,17 +189,12 @@ def box_blocks(K: np.ndarray) -> np.ndarray | None:
         blocks = np.empty((8, 3, 3))
         inside = np.zeros((24, 24), dtype=bool)
         for p in range(8):
-            idx = [3 * (p ^ (1 << c)) + c for c in range(3)]
+            idx = _class_dofs(p)
             blocks[p] = Kh[np.ix_(idx, idx)]
             inside[np.ix_(idx, idx)] = True
         ok = np.abs(Kh[~inside]).max() <= 1e-13 * np.abs(Kh).max()
         _BLOCKS[key] = np.ascontiguousarray(blocks) if ok else None
     return _BLOCKS[key]
-
-
-def _classes() -> np.ndarray:
-    """(24,) parity class m ^ 2^c of DOF 3 m + c in the Hadamard basis (see box_blocks)."""
-    return np.array([(i // 3) ^ (1 << (i % 3)) for i in range(24)])
 
 
 def galerkin_blocks(basis: np.ndarray) -> np.ndarray | None:
@@ -211,15 +211,14 @@ def galerkin_blocks(basis: np.ndarray) -> np.ndarray | None:
     if key not in _BLOCKS:
         T = _hadamard_transform()
         Bh = np.einsum("ij,sjk,kl->sil", T, basis, T) / 64.0
-        cls = _classes()
+        cls = [(i // 3) ^ (1 << (i % 3)) for i in range(24)]      # class of DOF 3 m + c
         parity = np.array([[bin(s & c).count("1") % 2 for c in cls] for s in range(8)])
         sigma = 1.0 - 2.0 * parity                                            # (8, 24)
         ok = np.abs(Bh - sigma[:, :, None] * sigma[:, None, :] * Bh[0]).max() <= 1e-13 * np.abs(Bh).max()
         G = np.empty((8, 8, 3, 3))
         for P in range(8):
             for Q in range(8):
-                G[P, Q] = Bh[0][np.ix_([3 * (P ^ (1 << c)) + c for c in range(3)],
-                                       [3 * (Q ^ (1 << c)) + c for c in range(3)])]
+                G[P, Q] = Bh[0][np.ix_(_class_dofs(P), _class_dofs(Q))]
         _BLOCKS[key] = np.ascontiguousarray(G) if ok else None
     return _BLOCKS[key]
 

@@ -10,8 +10,9 @@ modulus, that is exactly ``sum_s E_s B_s`` over the child slots s with eight fix
 Above a level of one box matrix per element (level 1 by default) the same holds, so
 level 2 is kept as eight weights per element too (:func:`next_coarse`); deeper levels
 have few elements and store one 24 x 24 matrix each, the sum of their children's
-P_s^T K P_s; so every level below 1 is the exact Galerkin operator of the one below (measured on a 0.32 M DOF specimen: 5 levels whose deeper ones used mean
-moduli instead needed 103 CG iterations, against 44 with an exact 3-level hierarchy).
+P_s^T K P_s; so every level below 1 is the exact Galerkin operator of the one below
+(measured on a 0.32 M DOF specimen: 5 levels whose deeper ones used mean moduli
+instead needed 103 CG iterations, against 44 with an exact 3-level hierarchy).
 
 Lattice ids number nodes and elements of a level z-major (``(k * NY + j) * NX + i``),
 so sorting ids sorts by z: contiguous id ranges are z slabs, which is how coarse
@@ -211,15 +212,11 @@ def next_coarse(child: CoarseLevel, fixed: Constraints, chunk: int = 4096) -> Co
     child (measured: 0.75 s -> 0.05 s for the 43 k children of a 1 M DOF specimen's level 1).
     """
     coarse, index, slot = _parents(child.cells)
-    mask_any = np.zeros(len(index), dtype=bool)
-    for start in range(0, len(index), 1 << 16):
-        part = slice(start, start + (1 << 16))
-        mask_any[part] = fixed.element_mask(child.cells[part]).any(axis=1)
-    W = basis2 = None
-    if child.weights is None:
-        regular = np.zeros(len(index), dtype=bool)
-    else:
-        regular = ~mask_any
+    regular = np.zeros(len(index), dtype=bool)
+    if child.weights is not None:
+        for start in range(0, len(index), 1 << 16):
+            part = slice(start, start + (1 << 16))
+            regular[part] = ~fixed.element_mask(child.cells[part]).any(axis=1)
         if child.extra is not None:
             regular[child.extra[0]] = False
         m = child.weights.shape[1]
@@ -230,27 +227,26 @@ def next_coarse(child: CoarseLevel, fixed: Constraints, chunk: int = 4096) -> Co
         sel = np.flatnonzero(regular)
         W[index[sel, None], slot[sel, None] * m + np.arange(m)] = child.weights[sel]
     rest = np.flatnonzero(~regular)
-    if W is not None and W.shape[1] == 8:
-        # Above a level of one box matrix per element the regular part stays eight
-        # weights per element: the kernel rebuilds the matrix from them
-        # (voxel_kernel.galerkin_blocks), 2.5x faster than streaming a stored one.
-        # The children that touch a constraint add their matrices as extras.
+    # Above a level of one box matrix per element the regular part stays eight weights per
+    # element: the kernel rebuilds the matrix from them (voxel_kernel.galerkin_blocks),
+    # 2.5x faster than streaming a stored one; the children that touch a constraint add
+    # their matrices as extras. Otherwise every element stores its matrix.
+    weighted = child.weights is not None and m == 1
+    if weighted:
         special = np.unique(index[rest])
-        mats = np.zeros((len(special), 24, 24))
-        for start in range(0, len(rest), chunk):
-            part = rest[start: start + chunk]
-            _galerkin_add(element_matrices(child, part), fixed.element_mask(child.cells[part]),
-                          slot[part], np.searchsorted(special, index[part]), mats)
-        level = _level(coarse, W, basis2.reshape(8, 24, 24), 2 * child.spacing)
-        level.extra = (special, mats)
-        return level
-    K = np.zeros((len(coarse), 24, 24)) if W is None else (W @ basis2).reshape(-1, 24, 24)
-    del W
+        out, target = np.zeros((len(special), 24, 24)), np.searchsorted(special, index)
+    else:
+        out = np.zeros((len(coarse), 24, 24)) if child.weights is None else (W @ basis2).reshape(-1, 24, 24)
+        target = index
     for start in range(0, len(rest), chunk):
         part = rest[start: start + chunk]
         _galerkin_add(element_matrices(child, part), fixed.element_mask(child.cells[part]),
-                      slot[part], index[part], K)
-    return _level(coarse, None, K, 2 * child.spacing)
+                      slot[part], target[part], out)
+    if not weighted:
+        return _level(coarse, None, out, 2 * child.spacing)
+    level = _level(coarse, W, basis2.reshape(8, 24, 24), 2 * child.spacing)
+    level.extra = (special, out)
+    return level
 
 
 def parents(ijk: np.ndarray, dims) -> tuple[np.ndarray, np.ndarray]:
