@@ -53,3 +53,17 @@ def case_factory():
 def prism(cross_section: np.ndarray, nz: int) -> np.ndarray:
     """Extrude a 2-D boolean cross-section (nx, ny) along z into (nx, ny, nz)."""
     return np.repeat(np.asarray(cross_section, bool)[:, :, None], nz, axis=2)
+
+
+# Real micro-CT beside the project (../shared/data); a user's clone does not have it.
+SHARED_DATA = ROOT.parent / "shared" / "data"
+LHDL = SHARED_DATA / "lhdl-3155_D_4_bc"
+
+
+@pytest.fixture
+def lhdl_core() -> Path:
+    """Folder of the real human trabecular core (200 TIFF slices, 19.5 um); skips without it."""
+    if not LHDL.is_dir():
+        pytest.skip(f"real micro-CT not available: {LHDL} is absent (it sits beside the project "
+                    "in the developers' and CI's checkouts, not in a user's clone)")
+    return LHDL
