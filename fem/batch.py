@@ -96,13 +96,14 @@ class _Claims:
 
 
 def run_batch(case_paths, outdir, ranks_per_job: int = 1, world=MPI.COMM_WORLD,
-              quiet: bool = False, verbose: bool = False) -> list[Path]:
+              quiet: bool = False, verbose: bool = False, stop=None) -> list[Path]:
     """Run every job; return the output folders of the jobs (on world rank 0).
 
     Progress: a bar on world rank 0 when its stdout is a terminal, else one plain line
     per job from each group's leader (a SLURM log); ``quiet`` leaves only errors (on
     stderr), ``verbose`` adds each job's own log. Raises BonefemError at the end, on
     every rank, if any job failed; the other jobs' results are kept.
+    stop : called between jobs (and rows of a trial); True raises KeyboardInterrupt there
     """
     if ranks_per_job < 1 or world.size % ranks_per_job:
         raise BonefemError(f"--ranks-per-job {ranks_per_job} must divide the {world.size} ranks")
@@ -135,6 +136,8 @@ def run_batch(case_paths, outdir, ranks_per_job: int = 1, world=MPI.COMM_WORLD,
 
     t0 = time.perf_counter()
     while True:
+        if stop is not None and group.allreduce(bool(stop()), op=MPI.LOR):
+            raise KeyboardInterrupt      # between two jobs (trials also between two rows)
         index = group.bcast(claims.next(len(jobs)) if leader else None, root=0)
         if index < 0 or index >= len(jobs):
             # a group that cannot claim stops taking jobs; the others go on, and the batch
@@ -152,7 +155,7 @@ def run_batch(case_paths, outdir, ranks_per_job: int = 1, world=MPI.COMM_WORLD,
                     run_case(case, folder, group, log=job_log)
                     status = "solved"
             else:
-                run_trial(case, folder, group, log=job_log)
+                run_trial(case, folder, group, log=job_log, stop=stop)
                 status = "ran"
         except BonefemError as err:
             status = "FAILED"

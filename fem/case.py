@@ -321,11 +321,6 @@ def _resolve_vertebral(v: Vertebral, source):
             setattr(v, name, preset.get(name, defaults[name]))
 
 
-def vertebral_params(v: Vertebral):
-    """The generator parameters of a resolved [specimen.vertebral] table."""
-    return VertebralParams(**{f.name: getattr(v, f.name) for f in dataclasses.fields(VertebralParams)})
-
-
 def load_case(path: str | Path) -> Case:
     """Read and validate a case file."""
     path = Path(path)

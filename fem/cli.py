@@ -8,6 +8,8 @@ Ctrl-C prints one line and exits with status 130.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from mpi4py import MPI
 from fem.batch import run_batch
 from fem.case import Load, Material, Solver, case_from_dict, default, load_case
 from fem.errors import BonefemError
+from fem.mesh.external import MESH_SUFFIXES
 from fem.pipeline import run_case
 from fem.remodel.calibrate import Setting, fit, write_calibrated
 from fem.report import view
@@ -23,9 +26,10 @@ from fem.report.collect import collect
 from fem.report.result import check_output_folder, versions
 from fem.report.results_doc import write_results_doc
 from fem.report.specimen import export_specimen
+from fem.specimen.io import META, NIFTI, NUMPY, TIFF
 from fem.trial import run_trial
 
-IMAGE_SUFFIXES = (".nii.gz", ".toml", ".nii", ".npy", ".npz", ".mha", ".mhd", ".tif", ".tiff")
+IMAGE_SUFFIXES = NUMPY + NIFTI + META + TIFF
 
 
 def _threshold(text: str):
@@ -44,8 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("solve", help="solve one image or volume mesh in compression (no case file)")
-    s.add_argument("image", help=".npy, .npz, .nii or .nii.gz bone image (axes x, y, z; z = load axis), "
-                   "or a volume mesh in mm (.msh, .vtu, .vtk, .xdmf, .inp; docs/conformal.md)")
+    s.add_argument("image", help=f"bone image ({', '.join(IMAGE_SUFFIXES)} or a folder of TIFF "
+                   "slices; axes x, y, z; z = load axis), or a volume mesh in mm "
+                   f"({', '.join(MESH_SUFFIXES)}; docs/conformal.md)")
     s.add_argument("--voxel-size", type=float, nargs="+", metavar="MM",
                    help="voxel edge in mm (one value or dx dy dz); required for NumPy images")
     s.add_argument("--threshold", type=_threshold, metavar="T",
@@ -119,7 +124,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _stem(path: str) -> str:
     name = Path(path).name
-    for ext in IMAGE_SUFFIXES:
+    # longest first: "a.nii.gz" -> "a"
+    for ext in sorted((*IMAGE_SUFFIXES, *MESH_SUFFIXES, ".toml"), key=len, reverse=True):
         if name.endswith(ext):
             return name[: -len(ext)]
     return Path(name).stem
@@ -171,7 +177,8 @@ def cmd_run(args) -> int:
     case = load_case(args.case)
     outdir = args.output or f"results/{_stem(args.case)}"
     if case.trial is not None:
-        run_trial(case, outdir, MPI.COMM_WORLD)
+        with _stop_between_solves() as stop:
+            run_trial(case, outdir, MPI.COMM_WORLD, stop=stop)
         if MPI.COMM_WORLD.rank == 0:
             print(f"bonefem: trial tables and figures in {outdir}/ (summary.md, trial.csv)")
         return 0
@@ -236,8 +243,9 @@ def cmd_view(args) -> int:
 
 
 def cmd_batch(args) -> int:
-    run_batch(args.cases, args.output, args.ranks_per_job, MPI.COMM_WORLD, quiet=args.quiet,
-              verbose=args.verbose)
+    with _stop_between_solves() as stop:
+        run_batch(args.cases, args.output, args.ranks_per_job, MPI.COMM_WORLD, quiet=args.quiet,
+                  verbose=args.verbose, stop=stop)
     if MPI.COMM_WORLD.rank == 0 and not args.quiet:
         print(f"bonefem batch: results in {args.output}/ (`bonefem collect {args.output}` for one table)")
     return 0
@@ -282,6 +290,27 @@ def main(argv=None) -> int:
         if isinstance(err.__cause__, KeyboardInterrupt):
             return _interrupted(args.command)
         raise
+
+
+@contextlib.contextmanager
+def _stop_between_solves():
+    """Ctrl-C in a trial or batch stops it between two solves, where nothing is half done
+    (an interrupt inside a solve's PETSc callbacks can leave PETSc in a state that
+    crashes); a second Ctrl-C stops at once. Yields the ``stop`` callable of run_trial."""
+    asked = []
+
+    def handler(signum, frame):
+        asked.append(True)
+        if MPI.COMM_WORLD.rank == 0:
+            print("bonefem: stopping after the current solve (Ctrl-C again to stop at once)",
+                  file=sys.stderr, flush=True)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: bool(asked)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _interrupted(command: str) -> int:

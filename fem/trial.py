@@ -93,11 +93,13 @@ def _snapshot(snaps: dict, years: float):
     return snaps[min(snaps, key=lambda t: abs(t - years))]
 
 
-def run_trial(case: Case, outdir, comm=MPI.COMM_WORLD, log=print) -> list[dict]:
+def run_trial(case: Case, outdir, comm=MPI.COMM_WORLD, log=print, stop=None) -> list[dict]:
     """Run the trial of ``case`` and write its tables, plots and result.json to ``outdir``.
 
     Resumable: rows already in ``outdir/rows.jsonl`` whose inputs are unchanged are
     reused, so a killed run loses only the solves in flight.
+    stop : called after every row; True on any rank raises KeyboardInterrupt on every
+        rank there, between two solves (Ctrl-C, see fem.cli)
     """
     t = case.trial
     outdir = Path(outdir)
@@ -134,6 +136,8 @@ def run_trial(case: Case, outdir, comm=MPI.COMM_WORLD, log=print) -> list[dict]:
             else:
                 reused += 1
             rows.append(row)
+            if stop is not None and comm.allreduce(bool(stop()), op=MPI.LOR):
+                raise KeyboardInterrupt
         say(f"    done: {solve.count} solves so far, {reused} rows reused")
         progress.update(postfix=f"{cohort} seed {seed}, {solve.count} solves")
     progress.close()

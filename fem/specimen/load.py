@@ -6,17 +6,20 @@ generator, a remodelled level set) ends here as one :class:`Specimen`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fem.case import Case, vertebral_params
 from fem.errors import BonefemError
 from fem.specimen import islands
 from fem.specimen.foam import trabecular_foam
 from fem.specimen.io import read_image, segment
 from fem.specimen.levelset import volume_fraction
-from fem.specimen.vertebral import generate
+from fem.specimen.vertebral import VertebralParams, generate
+
+if TYPE_CHECKING:       # the case only describes the specimen; nothing of it is run here
+    from fem.case import Case
 
 
 @dataclass
@@ -76,7 +79,8 @@ def load_specimen(case: Case, log=print, check_size=None) -> Specimen:
     spec = case.specimen
     where = f"{case.source or 'case'}: [specimen.{'vertebral' if spec.vertebral else 'synthetic'}]"
     if spec.vertebral is not None:
-        net = generate(vertebral_params(spec.vertebral))
+        v = spec.vertebral       # resolved by fem.case: every generator value is set
+        net = generate(VertebralParams(**{f.name: getattr(v, f.name) for f in fields(VertebralParams)}))
         if check_size is not None:
             check_size(net.phi > 0, net.spacing, where)
         specimen = specimen_from_levelset(net.phi, net.spacing, case.material.modulus, where)
