@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fem.specimen.synthetic import trabecular_foam
+from fem.specimen.foam import trabecular_foam
 
 ROOT = Path(__file__).resolve().parents[1]
 n_jobs = int(sys.argv[1]) if len(sys.argv) > 1 else 8

@@ -28,9 +28,9 @@ import numpy as np
 from mpi4py import MPI
 
 from fem.case import case_from_dict
-from fem.conformal import run_strut_model
-from fem.mesh.conformal import cubic_cell, voxelise
-from fem.pipeline import Specimen, solve_specimen
+from fem.mesh.struts import cubic_cell, voxelise
+from fem.pipeline import run_strut_model, solve_specimen
+from fem.specimen.load import Specimen
 from fem.specimen import islands
 
 COMM = MPI.COMM_WORLD

@@ -33,8 +33,9 @@ def main(path):
     from mpi4py import MPI
     from petsc4py import PETSc
 
-    from fem.mesh.voxel import create_dolfinx_mesh, voxel_grid
-    from fem.pipeline import Specimen
+    from fem.mesh.distribute import create_dolfinx_mesh
+    from fem.mesh.voxel import voxel_grid
+    from fem.specimen.load import Specimen
     from fem.solve import voxel_kernel as vk
     from fem.solve.elasticity import compression_problem
     from fem.solve.loadcases import pin_points
@@ -45,7 +46,7 @@ def main(path):
     spec = Specimen(data["mask"], tuple(data["spacing"]), 10000.0, fraction=data["fraction"].astype(float))
     grid = voxel_grid(spec.mask, spec.spacing)
     modulus = spec.element_modulus(grid)
-    msh, original = create_dolfinx_mesh(MPI.COMM_SELF, grid)
+    msh, original = create_dolfinx_mesh(MPI.COMM_SELF, grid.points, grid.cells)
     modulus = modulus[original]
     problem = compression_problem(msh, modulus, 0.3, "uniaxial", -0.01, grid.extent[2],
                                   pin_points(grid.points))

@@ -26,8 +26,9 @@ def main(argv):
     from mpi4py import MPI
     from petsc4py import PETSc
 
-    from fem.mesh.voxel import create_dolfinx_mesh, voxel_grid
-    from fem.pipeline import Specimen
+    from fem.mesh.distribute import create_dolfinx_mesh
+    from fem.mesh.voxel import voxel_grid
+    from fem.specimen.load import Specimen
     from fem.solve import solver
     from fem.solve.elasticity import compression_problem
     from fem.solve.loadcases import pin_points
@@ -43,7 +44,7 @@ def main(argv):
         modulus = spec.element_modulus(grid)
         meta = (grid.extent, pin_points(grid.points), grid.spacing)
     meta = comm.bcast(meta, root=0)
-    msh, original = create_dolfinx_mesh(comm, grid)
+    msh, original = create_dolfinx_mesh(comm, grid.points, grid.cells)
     modulus = comm.bcast(modulus, root=0)[original]
     problem = compression_problem(msh, modulus, 0.3, "uniaxial", -0.01, meta[0][2], meta[1])
     for text in argv[1:] or ["{}"]:

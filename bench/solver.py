@@ -37,7 +37,7 @@ def make_specimen(size: float, path: Path) -> dict:
     """Generate a size x size x size mm vertebral specimen and save mask + fraction."""
     import numpy as np
 
-    from fem.pipeline import specimen_from_levelset
+    from fem.specimen.load import specimen_from_levelset
     from fem.specimen.vertebral import generate
 
     t0 = time.perf_counter()
@@ -64,8 +64,9 @@ def solve_one(specimen: Path, method: str, repeat: int, rtol: float, export: Pat
     import numpy as np
     from mpi4py import MPI
 
-    from fem.mesh.voxel import create_dolfinx_mesh, voxel_grid
-    from fem.pipeline import Specimen
+    from fem.mesh.distribute import create_dolfinx_mesh
+    from fem.mesh.voxel import voxel_grid
+    from fem.specimen.load import Specimen
     from fem.solve.elasticity import solve_compression
     from fem.solve.loadcases import pin_points
 
@@ -81,7 +82,7 @@ def solve_one(specimen: Path, method: str, repeat: int, rtol: float, export: Pat
         per_cell = spec.element_modulus(grid)
         del spec, data
     meta = comm.bcast(meta, root=0)
-    msh, original = create_dolfinx_mesh(comm, grid)
+    msh, original = create_dolfinx_mesh(comm, grid.points, grid.cells)
     per_cell = comm.bcast(per_cell, root=0)[original]
     del grid
     mesh_s = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)

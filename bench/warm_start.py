@@ -19,7 +19,8 @@ def solve(spec, guess=None):
     import dolfinx.fem
     from mpi4py import MPI
 
-    from fem.mesh.voxel import create_dolfinx_mesh, voxel_grid
+    from fem.mesh.distribute import create_dolfinx_mesh
+    from fem.mesh.voxel import voxel_grid
     from fem.solve import solver
     from fem.solve.elasticity import compression_problem
     from fem.solve.loadcases import pin_points
@@ -27,7 +28,7 @@ def solve(spec, guess=None):
 
     grid = voxel_grid(spec.mask, spec.spacing)
     E = spec.element_modulus(grid)
-    msh, original = create_dolfinx_mesh(MPI.COMM_SELF, grid)
+    msh, original = create_dolfinx_mesh(MPI.COMM_SELF, grid.points, grid.cells)
     p = compression_problem(msh, E[original], 0.3, "uniaxial", -0.01, grid.extent[2], pin_points(grid.points))
     mg = VoxelMultigrid(p.V, grid.spacing, E[original], 0.3, p.bcs, "uniaxial", pin_points(grid.points))
     ijk = np.rint(p.V.tabulate_dof_coordinates() / np.asarray(grid.spacing)).astype(np.int64)
@@ -46,7 +47,7 @@ def solve(spec, guess=None):
 
 
 def main():
-    from fem.pipeline import specimen_from_levelset
+    from fem.specimen.load import specimen_from_levelset
     from fem.specimen.levelset import move_surface
     from fem.specimen.vertebral import generate
 

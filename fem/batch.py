@@ -11,8 +11,11 @@ resume row by row). Numbers are the same as serial runs of the same jobs.
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import sys
 import time
+import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +23,11 @@ from mpi4py import MPI
 
 from fem.case import Case, load_case
 from fem.errors import BonefemError
+from fem.pipeline import run_case
+from fem.report.progress import Progress
+from fem.report.store import ROWS, job_folder, read_rows
+from fem.report.trial_report import write_trial
+from fem.trial import run_trial
 
 
 def _jobs(cases: list[Case], outdir: Path) -> list[tuple[Case, Path]]:
@@ -33,7 +41,7 @@ def _jobs(cases: list[Case], outdir: Path) -> list[tuple[Case, Path]]:
         for cohort in case.trial.cohorts:
             for seed in case.trial.seeds:
                 sub = replace(case, trial=replace(case.trial, cohorts=[cohort], seeds=[seed]))
-                jobs.append((sub, outdir / name / "jobs" / f"{cohort}-s{seed}"))
+                jobs.append((sub, job_folder(outdir / name, cohort, seed)))
     return jobs
 
 
@@ -43,9 +51,6 @@ class _Claims:
     cluster's shared file system). Claims live in a folder unique to this run."""
 
     def __init__(self, outdir: Path, world):
-        import os
-        import uuid
-
         name = world.bcast(f".claims-{uuid.uuid4().hex[:12]}" if world.rank == 0 else None, root=0)
         self.folder = outdir / name
         error = None
@@ -58,12 +63,11 @@ class _Claims:
         error = world.bcast(error, root=0)
         if error:
             raise BonefemError(f"batch: {error}")
-        self._os, self.cursor, self.error = os, 0, None
+        self.cursor, self.error = 0, None
 
     def next(self, n_jobs: int) -> int:
         """The next unclaimed job index, n_jobs when all are taken, or -1 when a claim file
         cannot be created (a full disk; the reason is in ``self.error``)."""
-        os = self._os
         while self.cursor < n_jobs:
             index = self.cursor
             self.cursor += 1
@@ -88,24 +92,19 @@ class _Claims:
         return sum(1 for _ in self.folder.glob("*.done"))
 
     def remove(self):
-        import shutil
-
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def run_batch(case_paths, outdir, ranks_per_job: int = 1, world=MPI.COMM_WORLD,
-              quiet: bool = False, verbose: bool = False) -> list[Path]:
+              quiet: bool = False, verbose: bool = False, stop=None) -> list[Path]:
     """Run every job; return the output folders of the jobs (on world rank 0).
 
     Progress: a bar on world rank 0 when its stdout is a terminal, else one plain line
     per job from each group's leader (a SLURM log); ``quiet`` leaves only errors (on
     stderr), ``verbose`` adds each job's own log. Raises BonefemError at the end, on
     every rank, if any job failed; the other jobs' results are kept.
+    stop : called between jobs (and rows of a trial); True raises KeyboardInterrupt there
     """
-    from fem.pipeline import run_case
-    from fem.report.progress import Progress
-    from fem.trial import run_trial
-
     if ranks_per_job < 1 or world.size % ranks_per_job:
         raise BonefemError(f"--ranks-per-job {ranks_per_job} must divide the {world.size} ranks")
     # PETSc starts up collectively over all ranks: started lazily by a group's first solve,
@@ -137,6 +136,8 @@ def run_batch(case_paths, outdir, ranks_per_job: int = 1, world=MPI.COMM_WORLD,
 
     t0 = time.perf_counter()
     while True:
+        if stop is not None and group.allreduce(bool(stop()), op=MPI.LOR):
+            raise KeyboardInterrupt      # between two jobs (trials also between two rows)
         index = group.bcast(claims.next(len(jobs)) if leader else None, root=0)
         if index < 0 or index >= len(jobs):
             # a group that cannot claim stops taking jobs; the others go on, and the batch
@@ -154,7 +155,7 @@ def run_batch(case_paths, outdir, ranks_per_job: int = 1, world=MPI.COMM_WORLD,
                     run_case(case, folder, group, log=job_log)
                     status = "solved"
             else:
-                run_trial(case, folder, group, log=job_log)
+                run_trial(case, folder, group, log=job_log, stop=stop)
                 status = "ran"
         except BonefemError as err:
             status = "FAILED"
@@ -199,22 +200,19 @@ def run_batch(case_paths, outdir, ranks_per_job: int = 1, world=MPI.COMM_WORLD,
 
 
 def _merge_trial(case: Case, folder: Path) -> None:
-    """Tabulate a trial whose specimens ran as separate jobs."""
-    import json
-
-    from fem.report.trial_report import write_trial
-
-    rows, solves = [], 0
+    """Tabulate a trial whose specimens ran as separate jobs (fem.report.store.job_folder):
+    their rows (which carry their own cost in solves and seconds) and the renders from
+    their field folders."""
+    rows, roots = [], {}
     t = case.trial
     for cohort in t.cohorts:
         for seed in t.seeds:
-            job = folder / "jobs" / f"{cohort}-s{seed}"
-            try:
-                rows += [json.loads(line) for line in (job / "rows.jsonl").read_text().splitlines()
-                         if line.strip()]
-                solves += json.loads((job / "result.json").read_text())["solves"]
-            except FileNotFoundError:
+            job = job_folder(folder, cohort, seed)
+            if not (job / "result.json").exists():
                 print(f"bonefem batch: {job} has no results; the trial table leaves it out",
                       file=sys.stderr)
+                continue
+            rows += read_rows(job / ROWS)
+            roots[(cohort, seed)] = job
     if rows:
-        write_trial(rows, case, folder, 0.0, solves)
+        write_trial(rows, case, folder, roots=roots)

@@ -28,7 +28,11 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fem.errors import CaseError
+from fem.errors import BonefemError, CaseError
+from fem.mesh.external import MESH_SUFFIXES, is_mesh_file
+from fem.remodel.presets import ARMS
+from fem.specimen.cohorts import SPECIMEN_SIZE_MM, VOXEL_SIZE_MM, cohort_names, load_cohort
+from fem.specimen.vertebral import VertebralParams
 
 
 def _f(default, doc, **rules):
@@ -39,7 +43,7 @@ def _f(default, doc, **rules):
 
 @dataclass
 class Synthetic:
-    """Seeded synthetic trabecular-like cube (see fem.specimen.synthetic)."""
+    """Seeded synthetic trabecular-like cube (see fem.specimen.foam)."""
 
     size: float = _f(2.4, "cube edge, mm", gt=0)
     voxel_size: float = _f(0.03, "voxel edge, mm", gt=0)
@@ -68,11 +72,15 @@ class Vertebral:
 
 @dataclass
 class Specimen:
-    image: str | None = _f(None, "bone image (.npy, .npz, .nii, .nii.gz), relative to the case file")
+    image: str | None = _f(None, "bone image (.npy, .npz, .nii, .nii.gz, .mha/.mhd, .tif) or volume "
+                           "mesh (" + ", ".join(MESH_SUFFIXES) + "), relative to the case file")
     voxel_size: float | list[float] | None = _f(
         None, "voxel edge in mm: one value or [dx, dy, dz]; required for .npy/.npz, overrides NIfTI",
         gt=0, length=3)
-    threshold: float | None = _f(None, "grey level: voxels >= threshold are bone; none = nonzero is bone")
+    threshold: float | str | None = _f(
+        None, "grey level: voxels >= threshold are bone; 'otsu'; or 'nonzero' (every nonzero voxel); "
+        "none: a binary image's nonzero voxels, and a grey image is refused")
+    modulus_field: str | None = _f(None, "meshes: cell data array holding each element's modulus, MPa")
     synthetic: Synthetic | None = _f(None, "generate a simple trabecular-like foam instead of reading an image")
     vertebral: Vertebral | None = _f(None, "generate a vertebral rod-and-plate network instead of reading an image")
 
@@ -116,8 +124,8 @@ class Output:
 class TrialSpecimen:
     """Generator overrides applied to every cohort's preset in a trial."""
 
-    size: float = _f(3.0, "cube edge, mm", gt=0)
-    voxel_size: float = _f(0.04, "voxel edge, mm", gt=0)
+    size: float = _f(SPECIMEN_SIZE_MM, "cube edge, mm", gt=0)
+    voxel_size: float = _f(VOXEL_SIZE_MM, "voxel edge, mm", gt=0)
 
 
 @dataclass
@@ -262,6 +270,15 @@ def case_from_dict(table: dict, source: str | Path = "", base_dir: str | Path = 
                         f"'vertebral', got {', '.join(given) or 'none'}")
     if spec.vertebral is not None:
         _resolve_vertebral(spec.vertebral, source)
+    if isinstance(spec.threshold, str) and spec.threshold not in ("otsu", "nonzero"):
+        raise CaseError(source, "specimen.threshold", f"expected a number, 'otsu' or 'nonzero', "
+                        f"got {spec.threshold!r}")
+    mesh = spec.image is not None and is_mesh_file(spec.image)
+    if mesh and (spec.voxel_size is not None or spec.threshold is not None):
+        raise CaseError(source, "specimen", f"{spec.image}: voxel size and threshold apply to "
+                        "images, not to a mesh (its coordinates are read in mm)")
+    if spec.modulus_field is not None and not mesh:
+        raise CaseError(source, "specimen.modulus_field", "applies to volume meshes, not to images")
     if spec.image is not None:
         image = Path(spec.image)
         if not image.is_absolute():
@@ -273,9 +290,6 @@ def case_from_dict(table: dict, source: str | Path = "", base_dir: str | Path = 
 
 
 def _check_trial(t: Trial, source):
-    from fem.remodel.presets import ARMS
-    from fem.specimen.cohorts import cohort_names
-
     for c in t.cohorts:
         if c not in cohort_names():
             raise CaseError(source, "trial.cohorts", f"unknown cohort {c!r}; expected some of "
@@ -295,10 +309,6 @@ def _check_trial(t: Trial, source):
 
 def _resolve_vertebral(v: Vertebral, source):
     """Fill unset generator values from the cohort preset, then the generator defaults."""
-    from fem.errors import BonefemError
-    from fem.specimen.cohorts import load_cohort
-    from fem.specimen.vertebral import VertebralParams
-
     preset = {}
     if v.cohort is not None:
         try:
@@ -309,13 +319,6 @@ def _resolve_vertebral(v: Vertebral, source):
     for name in defaults:
         if getattr(v, name) is None:
             setattr(v, name, preset.get(name, defaults[name]))
-
-
-def vertebral_params(v: Vertebral):
-    """The generator parameters of a resolved [specimen.vertebral] table."""
-    from fem.specimen.vertebral import VertebralParams
-
-    return VertebralParams(**{f.name: getattr(v, f.name) for f in dataclasses.fields(VertebralParams)})
 
 
 def load_case(path: str | Path) -> Case:
@@ -341,6 +344,13 @@ def case_to_dict(case: Case) -> dict:
     d = clean(dataclasses.asdict(case))
     d.pop("source", None)
     return d
+
+
+def default(cls, name: str):
+    """The default of field ``name`` of a case table ``cls`` (e.g. ``default(Material,
+    "modulus")``): for the command line's help, so each default is declared once, here."""
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
 
 
 def describe(cls=Case, prefix="") -> list[tuple[str, str, str]]:

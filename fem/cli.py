@@ -2,15 +2,44 @@
 
 User errors (bad case files, unreadable images, non-converged solves) print one line
 ``bonefem: error: ...`` and exit with status 2; nothing is written for a failed solve.
+Ctrl-C prints one line and exits with status 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 from pathlib import Path
 
+from mpi4py import MPI
+
+from fem.batch import run_batch
+from fem.case import Load, Material, Solver, case_from_dict, default, load_case
 from fem.errors import BonefemError
+from fem.mesh.external import MESH_SUFFIXES
+from fem.pipeline import run_case
+from fem.remodel.calibrate import Setting, fit, write_calibrated
+from fem.report import view
+from fem.report.collect import collect
+from fem.report.result import check_output_folder, versions
+from fem.report.results_doc import write_results_doc
+from fem.report.specimen import export_specimen
+from fem.specimen.io import META, NIFTI, NUMPY, TIFF
+from fem.trial import run_trial
+
+IMAGE_SUFFIXES = NUMPY + NIFTI + META + TIFF
+
+
+def _threshold(text: str):
+    """--threshold: a grey level, 'otsu' or 'nonzero'."""
+    if text in ("otsu", "nonzero"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, 'otsu' or 'nonzero', got {text!r}") from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -19,18 +48,25 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("solve", help="solve one image or volume mesh in compression (no case file)")
-    s.add_argument("image", help=".npy, .npz, .nii or .nii.gz bone image (axes x, y, z; z = load axis), "
-                   "or a volume mesh in mm (.msh, .vtu, .vtk, .xdmf, .inp; docs/conformal.md)")
+    s.add_argument("image", help=f"bone image ({', '.join(IMAGE_SUFFIXES)} or a folder of TIFF "
+                   "slices; axes x, y, z; z = load axis), or a volume mesh in mm "
+                   f"({', '.join(MESH_SUFFIXES)}; docs/conformal.md)")
     s.add_argument("--voxel-size", type=float, nargs="+", metavar="MM",
                    help="voxel edge in mm (one value or dx dy dz); required for NumPy images")
-    s.add_argument("--threshold", type=float, help="grey level: voxels >= T are bone (default: nonzero)")
-    s.add_argument("--modulus", type=float, default=10000.0, metavar="MPA", help="tissue modulus, MPa")
+    s.add_argument("--threshold", type=_threshold, metavar="T",
+                   help="grey level: voxels >= T are bone; 'otsu'; or 'nonzero' (every nonzero voxel). "
+                        "Needed for a grey-level image; a binary one is bone where nonzero")
+    s.add_argument("--modulus", type=float, metavar="MPA",
+                   help=f"tissue modulus, MPa (default {default(Material, 'modulus'):g})")
     s.add_argument("--modulus-field", metavar="NAME",
                    help="meshes: take each element's modulus (MPa) from this cell data array")
-    s.add_argument("--poisson", type=float, default=0.3, metavar="NU", help="Poisson ratio")
-    s.add_argument("--test", choices=("uniaxial", "axial"), default="uniaxial")
-    s.add_argument("--strain", type=float, default=-0.01, help="applied strain along z")
-    s.add_argument("--rtol", type=float, default=1e-8, help="CG relative tolerance")
+    s.add_argument("--poisson", type=float, metavar="NU",
+                   help=f"Poisson ratio (default {default(Material, 'poisson'):g})")
+    s.add_argument("--test", choices=("uniaxial", "axial"),
+                   help=f"load case (default {default(Load, 'test')})")
+    s.add_argument("--strain", type=float,
+                   help=f"applied strain along z (default {default(Load, 'strain'):g})")
+    s.add_argument("--rtol", type=float, help=f"CG relative tolerance (default {default(Solver, 'rtol'):g})")
     s.add_argument("--no-fields", action="store_true", help="do not write field files")
     s.add_argument("-o", "--output", default=None, help="output folder (default results/IMAGE-NAME)")
 
@@ -50,12 +86,14 @@ def _parser() -> argparse.ArgumentParser:
                         "depth_factor, balance_shift, tau_factor, quality; untreated: any BMU parameter")
     c.add_argument("--target", action="append", required=True, metavar="COHORT=PERCENT",
                    help="target mean BMD change after --years, percent (repeat for several cohorts)")
-    c.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="specimen seeds per cohort")
-    c.add_argument("--size", type=float, default=3.0, help="specimen cube edge, mm")
-    c.add_argument("--voxel-size", type=float, default=0.04, help="voxel edge, mm")
-    c.add_argument("--years", type=float, default=2.0, help="treatment duration, years")
+    c.add_argument("--seeds", type=int, nargs="+", help=f"specimen seeds per cohort (default "
+                   f"{' '.join(map(str, Setting.seeds))})")
+    c.add_argument("--size", type=float, help=f"specimen cube edge, mm (default {Setting.size:g})")
+    c.add_argument("--voxel-size", type=float, help=f"voxel edge, mm (default {Setting.voxel_size:g})")
+    c.add_argument("--years", type=float, help=f"treatment duration, years (default {Setting.years:g})")
     c.add_argument("--max-evaluations", type=int, default=30)
-    c.add_argument("-o", "--output", required=True, help="calibrated preset file to write (.toml)")
+    c.add_argument("-o", "--output", help="calibrated preset file to write (.toml; default "
+                   "results/calibrated-ARM.toml)")
 
     v = sub.add_parser("view", help="look at a stress field (window, or PNG without a display)")
     v.add_argument("path", help="a result folder or a .pvd field file")
@@ -77,7 +115,8 @@ def _parser() -> argparse.ArgumentParser:
 
     co = sub.add_parser("collect", help="gather the results of many runs into one CSV table")
     co.add_argument("folders", nargs="+", help="result folders (searched recursively)")
-    co.add_argument("-o", "--output", default="collected.csv")
+    co.add_argument("-o", "--output", help="CSV file to write (default: collected.csv in the "
+                    "first folder)")
 
     sub.add_parser("info", help="software versions and MPI ranks")
     return p
@@ -85,7 +124,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _stem(path: str) -> str:
     name = Path(path).name
-    for ext in (".nii.gz", ".toml", ".nii", ".npy", ".npz", ".mha", ".mhd", ".tif", ".tiff"):
+    # longest first: "a.nii.gz" -> "a"
+    for ext in sorted((*IMAGE_SUFFIXES, *MESH_SUFFIXES, ".toml"), key=len, reverse=True):
         if name.endswith(ext):
             return name[: -len(ext)]
     return Path(name).stem
@@ -106,21 +146,9 @@ def _summary(result: dict) -> str:
     ])
 
 
-def _run(case, outdir, modulus_field=None) -> int:
-    from mpi4py import MPI
-
-    from fem.mesh.external import is_mesh_file
-    from fem.pipeline import run_case
-
+def _run(case, outdir) -> int:
     comm = MPI.COMM_WORLD
-    if case.specimen.image is not None and is_mesh_file(case.specimen.image):
-        from fem.conformal import run_mesh_file
-
-        result = run_mesh_file(case, outdir, comm, modulus_field=modulus_field)
-    elif modulus_field is not None:
-        raise BonefemError("--modulus-field applies to volume meshes, not to images")
-    else:
-        result = run_case(case, outdir, comm)
+    result = run_case(case, outdir, comm)
     if comm.rank == 0:
         print(f"bonefem: results in {outdir}/result.json")
         print(_summary(result))
@@ -128,13 +156,12 @@ def _run(case, outdir, modulus_field=None) -> int:
 
 
 def cmd_solve(args) -> int:
-    from fem.case import case_from_dict
-
+    given = lambda **kw: {k: v for k, v in kw.items() if v is not None}  # noqa: E731
     table = {
-        "specimen": {"image": args.image},
-        "material": {"modulus": args.modulus, "poisson": args.poisson},
-        "load": {"test": args.test, "strain": args.strain},
-        "solver": {"rtol": args.rtol},
+        "specimen": given(image=args.image, threshold=args.threshold, modulus_field=args.modulus_field),
+        "material": given(modulus=args.modulus, poisson=args.poisson),
+        "load": given(test=args.test, strain=args.strain),
+        "solver": given(rtol=args.rtol),
         "output": {"fields": not args.no_fields},
     }
     if args.voxel_size:
@@ -142,23 +169,16 @@ def cmd_solve(args) -> int:
             raise BonefemError("--voxel-size takes one value or three (dx dy dz)")
         vs = args.voxel_size
         table["specimen"]["voxel_size"] = vs[0] if len(vs) == 1 else vs
-    if args.threshold is not None:
-        table["specimen"]["threshold"] = args.threshold
     case = case_from_dict(table, source="command line", base_dir=Path.cwd())
-    return _run(case, args.output or f"results/{_stem(args.image)}", args.modulus_field)
+    return _run(case, args.output or f"results/{_stem(args.image)}")
 
 
 def cmd_run(args) -> int:
-    from fem.case import load_case
-
     case = load_case(args.case)
     outdir = args.output or f"results/{_stem(args.case)}"
     if case.trial is not None:
-        from mpi4py import MPI
-
-        from fem.trial import run_trial
-
-        run_trial(case, outdir, MPI.COMM_WORLD)
+        with _stop_between_solves() as stop:
+            run_trial(case, outdir, MPI.COMM_WORLD, stop=stop)
         if MPI.COMM_WORLD.rank == 0:
             print(f"bonefem: trial tables and figures in {outdir}/ (summary.md, trial.csv)")
         return 0
@@ -166,9 +186,6 @@ def cmd_run(args) -> int:
 
 
 def cmd_specimen(args) -> int:
-    from fem.case import load_case
-    from fem.specimen.export import export_specimen
-
     case = load_case(args.case)
     outdir = Path(args.output or f"results/{_stem(args.case)}-specimen")
     files = export_specimen(case, outdir, render=not args.no_render)
@@ -176,9 +193,12 @@ def cmd_specimen(args) -> int:
     return 0
 
 
-def cmd_calibrate(args) -> int:
-    from fem.remodel.calibrate import Setting, fit, write_calibrated
+def _numbers(d: dict) -> str:
+    """{name: number} as plain text, 4 significant digits: 'a = 0.1988, b = 2.5'."""
+    return ", ".join(f"{k} = {float(v):.4g}" for k, v in d.items())
 
+
+def cmd_calibrate(args) -> int:
     names, bounds = [], []
     for item in args.fit:
         try:
@@ -195,20 +215,24 @@ def cmd_calibrate(args) -> int:
         except ValueError:
             raise BonefemError(f"--target {item!r}: expected COHORT=PERCENT, e.g. "
                                "early-postmenopausal=4.92") from None
-    setting = Setting(size=args.size, voxel_size=args.voxel_size, seeds=tuple(args.seeds), years=args.years)
+    chosen = {"size": args.size, "voxel_size": args.voxel_size, "years": args.years,
+              "seeds": None if args.seeds is None else tuple(args.seeds)}
+    setting = Setting(**{k: v for k, v in chosen.items() if v is not None})
+    output = Path(args.output or f"results/calibrated-{Path(args.arm).stem}.toml")
+    if output.is_dir():
+        raise BonefemError(f"-o {output}: a folder; give the preset file to write (.toml)")
+    check_output_folder(output.parent)     # before the fit, which takes minutes
     try:
         record = fit(args.arm, names, bounds, targets, setting, max_evaluations=args.max_evaluations)
     except ValueError as err:
         raise BonefemError(str(err)) from None
-    write_calibrated(args.arm, record, args.output)
-    print(f"bonefem: fitted {record['fitted']} -> {record['achieved_percent']} "
-          f"(targets {targets}) in {record['seconds']} s; written to {args.output}")
+    write_calibrated(args.arm, record, output)
+    print(f"bonefem: fitted {_numbers(record['fitted'])}; BMD change {_numbers(record['achieved_percent'])} % "
+          f"(targets {_numbers(targets)} %) in {record['seconds']:g} s; written to {output}")
     return 0
 
 
 def cmd_view(args) -> int:
-    from fem.report import view
-
     if args.screenshot or not view.has_display():
         out = args.screenshot or "view.png"
         view.screenshot(args.path, out, field=args.field)
@@ -219,38 +243,28 @@ def cmd_view(args) -> int:
 
 
 def cmd_batch(args) -> int:
-    from mpi4py import MPI
-
-    from fem.batch import run_batch
-
-    run_batch(args.cases, args.output, args.ranks_per_job, MPI.COMM_WORLD, quiet=args.quiet,
-              verbose=args.verbose)
+    with _stop_between_solves() as stop:
+        run_batch(args.cases, args.output, args.ranks_per_job, MPI.COMM_WORLD, quiet=args.quiet,
+                  verbose=args.verbose, stop=stop)
     if MPI.COMM_WORLD.rank == 0 and not args.quiet:
         print(f"bonefem batch: results in {args.output}/ (`bonefem collect {args.output}` for one table)")
     return 0
 
 
 def cmd_collect(args) -> int:
-    from fem.report.collect import collect
-
-    n = collect(args.folders, args.output)
-    print(f"bonefem: {n} rows written to {args.output}")
+    out = Path(args.output) if args.output else Path(args.folders[0]) / "collected.csv"
+    n = collect(args.folders, out)
+    print(f"bonefem: {n} rows written to {out}")
     return 0
 
 
 def cmd_report(args) -> int:
-    from fem.report.results_doc import write_results_doc
-
     path = write_results_doc(args.trial, args.output)
     print(f"bonefem: wrote {path}")
     return 0
 
 
 def cmd_info(args) -> int:
-    from mpi4py import MPI
-
-    from fem.report.result import versions
-
     if MPI.COMM_WORLD.rank == 0:
         for k, v in versions().items():
             print(f"{k:10s} {v}")
@@ -266,12 +280,46 @@ def main(argv=None) -> int:
                     "batch": cmd_batch, "collect": cmd_collect}
         return commands[args.command](args)
     except BonefemError as err:
-        rank = 0
-        if "mpi4py.MPI" in sys.modules:
-            rank = sys.modules["mpi4py.MPI"].COMM_WORLD.rank
-        if rank == 0:
+        if MPI.COMM_WORLD.rank == 0:
             print(f"bonefem: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return _interrupted(args.command)
+    except Exception as err:
+        # Ctrl-C inside a Python callback of PETSc comes back as a PETSc error caused by it
+        if isinstance(err.__cause__, KeyboardInterrupt):
+            return _interrupted(args.command)
+        raise
+
+
+@contextlib.contextmanager
+def _stop_between_solves():
+    """Ctrl-C in a trial or batch stops it between two solves, where nothing is half done
+    (an interrupt inside a solve's PETSc callbacks can leave PETSc in a state that
+    crashes); a second Ctrl-C stops at once. Yields the ``stop`` callable of run_trial."""
+    asked = []
+
+    def handler(signum, frame):
+        asked.append(True)
+        if MPI.COMM_WORLD.rank == 0:
+            print("bonefem: stopping after the current solve (Ctrl-C again to stop at once)",
+                  file=sys.stderr, flush=True)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: bool(asked)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupted(command: str) -> int:
+    """Ctrl-C: one line instead of a traceback; exit status 130 (128 + SIGINT)."""
+    if MPI.COMM_WORLD.rank == 0:
+        resumable = command in ("run", "batch")
+        print("bonefem: interrupted" + ("; re-run to resume (finished work is kept)"
+                                        if resumable else ""), file=sys.stderr)
+    return 130
 
 
 if __name__ == "__main__":

@@ -1,67 +1,43 @@
 """One case end to end: specimen -> mesh -> solve -> analyse -> report.
 
-Rank 0 prepares the specimen and the voxel mesh; DOLFINx distributes it; every rank
-solves its part; rank 0 writes the results. Works the same under ``mpirun -n N``.
+:func:`run_case` takes every kind of single specimen: an image or a generator (the
+voxel path: :func:`solve_specimen`) and a volume-mesh file or a strut model (the
+conformal path: :func:`solve_volume_mesh`). Both end in the same :func:`solve_mesh`
+and :func:`finish`. Rank 0 prepares the specimen and the mesh arrays; DOLFINx
+distributes them; every rank solves its part; rank 0 writes the results. Works the
+same under ``mpirun -n N``.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 from mpi4py import MPI
 
+from fem.analysis.pistoia import pistoia
 from fem.case import Case, case_to_dict
 from fem.errors import BonefemError
-from fem.mesh.voxel import VoxelGrid, voxel_grid
-from fem.specimen import islands
-from fem.specimen.io import read_image, segment
+from fem.mesh.distribute import create_dolfinx_mesh
+from fem.mesh.external import cell_modulus, is_mesh_file, read_volume_mesh
+from fem.mesh.strut_mesh import mesh_struts
+from fem.mesh.struts import StrutModel
+from fem.mesh.volume import VolumeMesh, check_mesh, place
+from fem.mesh.voxel import voxel_grid
+from fem.report.result import check_output_folder, versions, write_case_toml, write_json
+from fem.solve import memory
+from fem.solve.elasticity import solve_compression
+from fem.solve.loadcases import pin_points
+from fem.solve.output import write_fields
+from fem.specimen.load import Specimen, load_specimen
 
-
-@dataclass
-class Specimen:
-    """A prepared specimen.
-
-    mask : (nx, ny, nz) bool, voxels that become elements (islands already removed)
-    spacing : (dx, dy, dz) voxel edge, mm
-    modulus : tissue Young's modulus, MPa: one value, or an (nx, ny, nz) image
-    voxels_removed : voxels dropped by the connectivity filter
-    fraction : (nx, ny, nz) bone volume fraction of each voxel in [0, 1], or None for
-        a binary specimen (every mask voxel is full bone). An element's modulus is
-        the tissue modulus times its fraction (partial-volume scaling, docs/method.md).
-    phi : (nx, ny, nz) signed distance to the bone surface, mm, when the specimen has
-        sub-voxel geometry (fem.specimen.levelset); None for a plain binary image
-    """
-
-    mask: np.ndarray
-    spacing: tuple
-    modulus: float | np.ndarray
-    voxels_removed: int = 0
-    fraction: np.ndarray | None = None
-    phi: np.ndarray | None = None
-
-    def element_fraction(self, grid: VoxelGrid) -> np.ndarray:
-        """Bone volume fraction of each element of ``grid``, shape (n_cells,)."""
-        if self.fraction is None:
-            return np.ones(len(grid.voxels))
-        return np.asarray(self.fraction, dtype=float).ravel()[grid.voxels]
-
-    def element_modulus(self, grid: VoxelGrid) -> np.ndarray:
-        """Modulus of each element of ``grid`` (MPa), shape (n_cells,): tissue modulus x fraction."""
-        if np.ndim(self.modulus) == 0:
-            tissue = np.full(len(grid.voxels), float(self.modulus))
-        else:
-            tissue = np.asarray(self.modulus, dtype=float).ravel()[grid.voxels]
-        return tissue * self.element_fraction(grid)
-
-    @property
-    def bone_volume_fraction(self) -> float:
-        """BV/TV: bone volume over the image's total volume."""
-        if self.fraction is None:
-            return float(self.mask.mean())
-        return float(np.where(self.mask, self.fraction, 0.0).mean())
+# Peak bytes per bone voxel of building the voxel grid on rank 0 (fem.mesh.voxel.voxel_grid:
+# corner indices, their sort and inverse, cells) on top of the solve's own estimate:
+# tracemalloc peak of voxel_grid, 624 B per bone voxel on a solid 60^3 block and 631 B on
+# the 80^3 foam of cases/foam.toml, rounded up.
+GRID_BYTES_PER_VOXEL = 650.0
 
 
 def root_call(comm, fn, *args):
@@ -78,70 +54,66 @@ def root_call(comm, fn, *args):
     return result
 
 
-def load_specimen(case: Case, log=print) -> Specimen:
-    """Read or generate the bone image of a case and remove floating bone."""
-    spec = case.specimen
-    if spec.vertebral is not None:
-        from fem.case import vertebral_params
-        from fem.specimen.vertebral import generate
+def run_case(case: Case, outdir=None, comm=MPI.COMM_WORLD, log=print) -> dict:
+    """Solve the single specimen of a case (an image, a generator or a volume-mesh file)
+    and write ``result.json``, ``case.toml`` and fields into ``outdir`` (unless None).
 
-        net = generate(vertebral_params(spec.vertebral))
-        return specimen_from_levelset(net.phi, net.spacing, case.material.modulus,
-                                      f"{case.source or 'case'}: [specimen.vertebral]")
-    if spec.synthetic is not None:
-        from fem.specimen.synthetic import trabecular_foam
-
-        s = spec.synthetic
-        mask = trabecular_foam(s.size, s.voxel_size, s.bv_tv, s.spacing, s.anisotropy, s.seed)
-        spacing = (s.voxel_size,) * 3
-        where = f"{case.source or 'case'}: [specimen.synthetic]"
-    else:
-        image, spacing = read_image(spec.image, spec.voxel_size)
-        mask = segment(image, spec.threshold)
-        where = f"{spec.image}"
-    if not mask.any():
-        raise BonefemError(f"{where}: the image holds no bone"
-                           + ("" if spec.threshold is None else f" at threshold {spec.threshold}"))
-    mask, removed = islands.largest_component(mask)
-    if mask.all():
-        log(f"{where}: note: the image is fully solid (BV/TV = 1); solving it as a solid block")
-    if not islands.spans_z(mask):
-        raise BonefemError(f"{where}: no bone path between the loaded faces (the largest "
-                           "connected piece of bone does not touch both z = 0 and z = top)")
-    return Specimen(mask, tuple(spacing), case.material.modulus, removed)
-
-
-def specimen_from_levelset(phi, spacing, modulus, where="specimen") -> Specimen:
-    """A Specimen from a signed-distance field: elements where the bone fraction is > 0,
-    floating pieces removed (their level set is cut back to marrow)."""
-    from fem.specimen.levelset import volume_fraction
-
-    fraction = volume_fraction(phi, spacing)
-    mask, removed = islands.largest_component(fraction > 0)
-    if not mask.any():
-        raise BonefemError(f"{where}: the specimen holds no bone")
-    if not islands.spans_z(mask):
-        raise BonefemError(f"{where}: no bone path between the loaded faces")
-    h = min(spacing)
-    phi = np.where(mask, phi, np.minimum(phi, -h / 2)).astype(np.float32)
-    return Specimen(mask, tuple(spacing), modulus, removed, np.where(mask, fraction, 0.0), phi)
-
-
-def run_case(case: Case, outdir, comm=MPI.COMM_WORLD, log=print) -> dict:
-    """Solve a case and write ``result.json``, ``case.toml`` and fields into ``outdir``.
-
-    Returns the result dictionary (same on every rank).
+    The output folder is checked before anything is built, so an unwritable one fails
+    at once rather than after the solve. Returns the result dictionary (every rank).
     """
-    outdir = Path(outdir)
+    outdir = None if outdir is None else Path(outdir)
+    t0 = time.perf_counter()
+    if case.specimen.image is not None and is_mesh_file(case.specimen.image):
+        def read():
+            if outdir is not None:
+                check_output_folder(outdir)
+            return read_volume_mesh(case.specimen.image)
+
+        vmesh = root_call(comm, read)
+        return solve_volume_mesh(vmesh, case, outdir, comm, log, case.specimen.modulus_field,
+                                 timings={"specimen": time.perf_counter() - t0})
 
     def prepare():
-        if outdir.exists() and not outdir.is_dir():
-            raise BonefemError(f"{outdir}: output path exists and is not a folder")
-        return load_specimen(case)
+        if outdir is not None:
+            check_output_folder(outdir)
+        matfree = case.solver.method in ("auto", "matfree")
+        check = None
+        if case.solver.memory_check:
+            def check(mask, spacing, where):
+                check_model_size(mask, comm.size, where, matfree)
+        return load_specimen(case, log, check_size=check)
 
-    t0 = time.perf_counter()
     spec = root_call(comm, prepare)
     return solve_specimen(spec, case, outdir, comm, log, {"specimen": time.perf_counter() - t0})
+
+
+def model_size(mask: np.ndarray) -> tuple[int, int]:
+    """``(nodes, bone voxels)`` of the voxel mesh of ``mask``, without building it: a node
+    is a grid corner touched by at least one bone voxel."""
+    nx, ny, nz = mask.shape
+    used = np.zeros((nx + 1, ny + 1, nz + 1), dtype=bool)
+    for di, dj, dk in np.ndindex(2, 2, 2):
+        used[di:di + nx, dj:dj + ny, dk:dk + nz] |= mask
+    return int(np.count_nonzero(used)), int(np.count_nonzero(mask))
+
+
+def check_model_size(mask: np.ndarray, ranks: int, where: str = "model", matfree: bool = True) -> None:
+    """Refuse (BonefemError) a voxel model whose estimated peak memory exceeds the available
+    memory, from the bone mask alone, before the grid or any solver data is built.
+
+    The estimate is the solve's (fem.solve.memory.estimate_bytes for the DOF count) plus
+    building the grid on rank 0 (GRID_BYTES_PER_VOXEL per bone voxel).
+    """
+    nodes, voxels = model_size(mask)
+    dofs = 3 * nodes
+    build = voxels * GRID_BYTES_PER_VOXEL
+    need, have = memory.estimate_bytes(dofs, ranks, matfree) + build, memory.available_bytes()
+    if have is not None and need > have:
+        raise BonefemError(
+            f"{where}: about {need / 1e9:.1f} GB needed for {dofs / 1e6:.2f} M DOF on {ranks} "
+            f"rank(s) ({voxels} bone voxels of {mask.size}; {build / 1e9:.1f} GB of it to build "
+            f"the mesh), {have / 1e9:.1f} GB available; use a smaller region or coarser voxels, "
+            "run on a bigger machine, or set solver.memory_check = false to try anyway")
 
 
 def solve_specimen(spec: Specimen | None, case: Case, outdir=None, comm=MPI.COMM_WORLD,
@@ -152,22 +124,16 @@ def solve_specimen(spec: Specimen | None, case: Case, outdir=None, comm=MPI.COMM
     (the modulus comes from the specimen). Writes results into ``outdir`` unless it
     is None. Returns the result dictionary (same on every rank).
     """
-    from fem.mesh.voxel import create_dolfinx_mesh
-    from fem.solve.loadcases import pin_points
-
     say = log if comm.rank == 0 else (lambda *a, **k: None)
     t_start = time.perf_counter()
     timings = dict(timings or {})
     outdir = None if outdir is None else Path(outdir)
 
     def voxelise():
-        grid = voxel_grid(spec.mask, spec.spacing)
         if case.solver.memory_check:
-            from fem.solve import memory
-
-            memory.check(3 * len(grid.points), comm.size, case.source or "model",
-                         matfree=case.solver.method in ("auto", "matfree"))
-        return grid
+            check_model_size(spec.mask, comm.size, case.source or "model",
+                             matfree=case.solver.method in ("auto", "matfree"))
+        return voxel_grid(spec.mask, spec.spacing)
 
     grid = root_call(comm, voxelise)
     meta = comm.bcast(None if comm.rank != 0 else {
@@ -178,7 +144,8 @@ def solve_specimen(spec: Specimen | None, case: Case, outdir=None, comm=MPI.COMM
         f"{meta['bone_voxels']} bone voxels, {meta['voxels_removed']} removed as islands")
 
     t0 = time.perf_counter()
-    msh, original = create_dolfinx_mesh(comm, grid)
+    msh, original = create_dolfinx_mesh(comm, *((grid.points, grid.cells) if comm.rank == 0
+                                                 else (None, None)))
     per_cell = comm.bcast(None if comm.rank != 0 else
                           np.column_stack([spec.element_modulus(grid), spec.element_fraction(grid)]), root=0)
     timings["mesh"] = time.perf_counter() - t0
@@ -191,6 +158,76 @@ def solve_specimen(spec: Specimen | None, case: Case, outdir=None, comm=MPI.COMM
     })
     timings.update(sol.timings)
     return finish(result, sol, case, outdir, comm, timings, t_start)
+
+
+def solve_volume_mesh(vmesh: VolumeMesh | None, case: Case, outdir=None, comm=MPI.COMM_WORLD,
+                      log=print, modulus_field=None, size=None, timings=None) -> dict:
+    """Solve a volume mesh given on rank 0 (None elsewhere) in compression.
+
+    Uses ``case.material`` (modulus when ``modulus_field`` is None, Poisson ratio),
+    ``case.load``, ``case.solver``, ``case.pistoia``, ``case.output``.
+    modulus_field : name of a per-cell array of ``vmesh.cell_data`` holding the
+        element modulus, MPa
+    size : the specimen box (see fem.mesh.volume.place); None = the shifted bounding box
+    Writes results into ``outdir`` unless None. Returns the result dict (every rank).
+    """
+    say = log if comm.rank == 0 else (lambda *a, **k: None)
+    t_start = time.perf_counter()
+    timings = dict(timings or {})
+    outdir = None if outdir is None else Path(outdir)
+
+    def prepare():
+        if outdir is not None:
+            check_output_folder(outdir)
+        points, origin, extent = place(vmesh.points, size)
+        check_mesh(points, vmesh.cells, extent[2], vmesh.source)
+        modulus = cell_modulus(vmesh, modulus_field, case.material.modulus)
+        meta = {"extent": extent, "pins": pin_points(points), "origin": origin,
+                "cell_type": vmesh.cell_type, "source": vmesh.source}
+        return points, modulus, meta
+
+    t0 = time.perf_counter()
+    points, modulus, meta = root_call(comm, prepare) or (None, None, None)
+    meta = comm.bcast(meta, root=0)
+    if np.any(meta["origin"] != 0):
+        say(f"mesh: shifted by {(-meta['origin']).tolist()} mm so its bounding box starts at 0")
+    msh, original = create_dolfinx_mesh(comm, points, None if vmesh is None else vmesh.cells)
+    modulus = comm.bcast(modulus, root=0)
+    timings["mesh"] = time.perf_counter() - t0
+    say(f"mesh: {msh.topology.index_map(3).size_global} {meta['cell_type']} cells from "
+        f"{meta['source']}, specimen box {np.round(meta['extent'], 6).tolist()} mm")
+    result, sol = solve_mesh(msh, modulus[original], np.ones(len(original)), meta["extent"],
+                             meta["pins"], case, comm, say)
+    result["mesh"] = {
+        "source": meta["source"],
+        "cell_type": meta["cell_type"],
+        # The mesh was moved by shift_mm (= -origin_mm) so its bounding box starts at 0.
+        "origin_mm": meta["origin"].tolist(),
+        "shift_mm": (-meta["origin"]).tolist(),
+        "modulus_field": modulus_field,
+        "volume_mm3": comm.allreduce(float(sol.volume.sum()), op=MPI.SUM),
+    }
+    timings.update(sol.timings)
+    return finish(result, sol, case, outdir, comm, timings, t_start)
+
+
+def run_strut_model(model: StrutModel, h: float, case: Case, outdir=None, comm=MPI.COMM_WORLD,
+                    log=print, verbose=False, h_junction=None) -> dict:
+    """Mesh a strut model with tetrahedra of edge ``h`` (mm; ``h_junction`` at the strut
+    junctions, see fem.mesh.strut_mesh.mesh_struts) on rank 0 and solve it.
+
+    The specimen is the model's cube [0, L]^3 (E_app uses L^2 as the area).
+    """
+    t0 = time.perf_counter()
+
+    def build():
+        points, tets = mesh_struts(model, h, verbose, h_junction)
+        return VolumeMesh(points, tets, f"strut model ({len(model.struts)} struts, "
+                                        f"{len(model.plates)} plates, h = {h:g} mm)")
+
+    vmesh = root_call(comm, build)
+    return solve_volume_mesh(vmesh, case, outdir, comm, log, size=model.size,
+                             timings={"specimen": time.perf_counter() - t0})
 
 
 def solve_mesh(msh, modulus_cells, fraction_cells, extent, pins, case: Case, comm, say=print,
@@ -207,9 +244,6 @@ def solve_mesh(msh, modulus_cells, fraction_cells, extent, pins, case: Case, com
     Returns ``(result, solution)``; ``result`` holds the figures shared by every mesh
     type (see README: result.json keys).
     """
-    from fem.analysis.pistoia import pistoia
-    from fem.solve.elasticity import solve_compression
-
     lx, ly, lz = extent
     method = case.solver.method
     if method == "matfree" and voxel_spacing is None:
@@ -247,16 +281,12 @@ def solve_mesh(msh, modulus_cells, fraction_cells, extent, pins, case: Case, com
 def finish(result, sol, case, outdir, comm, timings, t_start) -> dict:
     """Add the case, versions and timings (s, max over ranks) to ``result``; write the
     fields, result.json and the resolved case into ``outdir`` (unless None)."""
-    from fem.report.result import versions, write_case_toml, write_json
-
     result["case"] = case_to_dict(case)
     result["versions"] = versions()
-    if outdir is not None and comm.rank == 0:
-        outdir.mkdir(parents=True, exist_ok=True)
-    comm.barrier()
+    if outdir is not None:
+        # on rank 0, the error to every rank (the others would wait in the field output)
+        root_call(comm, _make_folder, outdir)
     if outdir is not None and case.output.fields:
-        from fem.solve.output import write_fields
-
         t0 = time.perf_counter()
         path = write_fields(outdir / "fields.pvd", sol, comm)
         timings["fields"] = time.perf_counter() - t0
@@ -269,3 +299,11 @@ def finish(result, sol, case, outdir, comm, timings, t_start) -> dict:
         write_case_toml(outdir / "case.toml", result["case"])
         write_json(outdir / "result.json", result)
     return result
+
+
+def _make_folder(outdir: Path) -> None:
+    check_output_folder(outdir)
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise BonefemError(f"{outdir}: cannot create the output folder ({err.strerror})") from None

@@ -40,7 +40,8 @@ def test_fully_solid_image_is_solved_and_said(tmp_path):
 
 
 def test_model_too_large_for_memory_is_refused_with_numbers(monkeypatch, case_factory):
-    from fem.pipeline import Specimen, solve_specimen
+    from fem.pipeline import solve_specimen
+    from fem.specimen.load import Specimen
     from fem.solve import memory
 
     monkeypatch.setattr(memory, "available_bytes", lambda: 1e8)   # pretend 100 MB
@@ -106,7 +107,7 @@ def test_disk_full_keeps_the_old_file_and_no_temporary(tmp_path, request):
 
 def test_disk_full_fails_the_batch_clearly_and_keeps_earlier_results(tmp_path, capsys, request):
     from fem.cli import main
-    from fem.specimen.synthetic import trabecular_foam
+    from fem.specimen.foam import trabecular_foam
 
     for name in ("first", "second"):
         np.save(tmp_path / f"{name}.npy", trabecular_foam(size=0.45, voxel_size=0.03, bv_tv=0.3,

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from fem.specimen.synthetic import trabecular_foam
+from fem.specimen.foam import trabecular_foam
 from tests.conftest import ROOT, read_result, run_cli
 
 
@@ -168,3 +168,57 @@ def test_batch_claims_on_a_full_disk_end_in_a_clear_error(cases, tmp_path, mpi):
     assert "Traceback" not in proc.stderr
     assert "a re-run does only the unfinished jobs" in proc.stderr
     assert read_result(tmp_path / "b" / "case1")["dofs"] > 0        # job 1 was kept
+
+
+def test_batch_solves_a_mesh_case_as_run_does(tmp_path):
+    # The choice between image and mesh used to be made by the command line only.
+    case = tmp_path / "cell.toml"
+    case.write_text(f'[specimen]\nimage = "{ROOT / "meshes" / "strut-cell.msh"}"\n'
+                    "[solver]\nrtol = 1e-12\n[output]\nfields = false\n")
+    run_cli("run", case, "-o", tmp_path / "run", check=True)
+    run_cli("batch", case, "-o", tmp_path / "b", check=True)
+    single, batch = read_result(tmp_path / "run"), read_result(tmp_path / "b" / "cell")
+    assert batch["mesh"]["cell_type"] == "tetrahedron"
+    assert batch["reaction_force_N"] == pytest.approx(single["reaction_force_N"], rel=1e-12)
+
+
+TINY_TRIAL = ('title = "tiny"\n[trial]\ncohorts = ["elderly-osteoporotic"]\narms = ["untreated", "combined"]\n'
+              "years = 0.5\ncheckpoints = [0.5]\nseeds = [1]\nspinup_years = 0.5\nattribution = false\n"
+              "[trial.specimen]\nsize = 1.6\nvoxel_size = 0.04\n")
+
+
+@pytest.fixture(scope="module")
+def batch_trial(tmp_path_factory):
+    """A tiny trial run through `bonefem batch`: (case file, batch output folder)."""
+    d = tmp_path_factory.mktemp("batch-trial")
+    case = d / "tiny.toml"
+    case.write_text(TINY_TRIAL)
+    run_cli("batch", case, "-o", d / "b", check=True)
+    return case, d / "b"
+
+
+def test_trial_through_batch_keeps_its_renders_and_time(batch_trial):
+    import json
+
+    _, out = batch_trial
+    result = json.loads((out / "tiny" / "result.json").read_text())
+    assert result["renders"] == ["stress-elderly-osteoporotic.png"]
+    assert (out / "tiny" / result["renders"][0]).stat().st_size > 10000
+    assert result["solves"] == 3 and result["seconds"] > 0
+
+
+def test_a_cut_line_in_a_jobs_rows_does_not_break_later_batches(batch_trial, tmp_path):
+    import json
+    import shutil
+
+    case, done = batch_trial
+    out = tmp_path / "b"
+    shutil.copytree(done, out)
+    table = (out / "tiny" / "trial.csv").read_text()
+    # a job killed in the middle of a write leaves half a line behind
+    with (out / "tiny" / "jobs" / "elderly-osteoporotic-s1" / "rows.jsonl").open("a") as f:
+        f.write('{"cohort": "elderly-osteop')
+    again = run_cli("batch", case, "-o", out)
+    assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr
+    assert (out / "tiny" / "trial.csv").read_text() == table
+    assert json.loads((out / "tiny" / "result.json").read_text())["solves"] == 3

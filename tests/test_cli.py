@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from fem.specimen.io import read_image, write_nifti
-from fem.specimen.synthetic import trabecular_foam
-from tests.conftest import fails as _fails, read_result, run_cli
+from fem.specimen.foam import trabecular_foam
+from tests.conftest import ROOT, fails as _fails, read_result, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +85,79 @@ def test_unconverged_solve_is_an_error_and_writes_nothing(foam, tmp_path):
 def test_info_prints_versions():
     proc = run_cli("info", check=True)
     assert "dolfinx" in proc.stdout and "0.9" in proc.stdout and "petsc" in proc.stdout
+
+
+# ---------------------------------------------------------------------------
+# A new user's mistakes: one line each, no traceback (issue 18)
+
+def test_specimen_of_a_trial_case_is_a_one_line_error(tmp_path):
+    case = tmp_path / "t.toml"
+    case.write_text('[trial]\ncohorts = ["elderly-osteoporotic"]\n')
+    _fails(run_cli("specimen", case, "-o", tmp_path / "s"), "t.toml", "trial case", "[specimen]")
+    assert not (tmp_path / "s").exists()
+
+
+def test_output_below_a_file_fails_before_anything_is_solved(foam, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    for args in (("solve", foam / "foam.npy", "--voxel-size", 0.03),
+                 ("solve", ROOT / "meshes" / "strut-cell.msh")):
+        proc = run_cli(*args, "-o", blocker / "sub" / "out")
+        _fails(proc, "cannot create the output folder", f"{blocker} is a file")
+        assert "specimen:" not in proc.stdout and "solve:" not in proc.stdout
+    case = tmp_path / "v.toml"
+    case.write_text('[specimen.vertebral]\ncohort = "elderly-osteoporotic"\nsize = 1.6\nseed = 1\n')
+    _fails(run_cli("specimen", case, "-o", blocker / "s"), f"{blocker} is a file")
+
+
+def test_grey_image_without_threshold_is_refused(tmp_path):
+    image = ROOT / "meshes" / "vertebral-elderly-1.6mm.nii.gz"
+    _fails(run_cli("solve", image, "-o", tmp_path / "o"), image.name, "did you forget --threshold?")
+    run_cli("solve", image, "--threshold", "0.5", "--no-fields", "-o", tmp_path / "o", check=True)
+    assert read_result(tmp_path / "o")["bv_tv"] > 0.05
+
+
+def test_ctrl_c_in_a_trial_says_how_to_resume(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    case = tmp_path / "t.toml"
+    case.write_text('[trial]\ncohorts = ["elderly-osteoporotic"]\narms = ["untreated"]\nyears = 0.5\n'
+                    "checkpoints = [0.5]\nseeds = [1]\nspinup_years = 0.5\nattribution = false\n"
+                    "[trial.specimen]\nsize = 1.6\nvoxel_size = 0.04\n[output]\nfields = false\n")
+    rows = tmp_path / "out" / "rows.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "fem", "run", str(case), "-o", str(tmp_path / "out")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not rows.exists():
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "bonefem: interrupted; re-run to resume" in err and "Traceback" not in err
+    # it stopped between two solves: the rows written are whole, and a re-run reuses them
+    again = run_cli("run", case, "-o", tmp_path / "out", check=True)
+    assert "rows reused" in again.stdout and " 0 rows reused" not in again.stdout
+
+
+def test_calibrate_without_output_writes_a_preset_and_prints_plain_numbers(tmp_path):
+    proc = run_cli("calibrate", "untreated", "--fit", "balance:0.9:1.0", "--target",
+                   "elderly-osteoporotic=-1", "--seeds", 1, "--size", 1.6, "--years", 0.25,
+                   "--max-evaluations", 2, cwd=tmp_path, check=True)
+    preset = tmp_path / "results" / "calibrated-untreated.toml"
+    assert "balance" in preset.read_text()
+    assert "np.float64" not in proc.stdout and "fitted balance = 0.9" in proc.stdout
+    assert "written to results/calibrated-untreated.toml" in proc.stdout
+
+
+def test_collect_writes_into_the_first_folder_by_default_and_says_so(foam, tmp_path):
+    run_cli("solve", foam / "foam.npy", "--voxel-size", 0.03, "--no-fields", "-o",
+            tmp_path / "r" / "a", check=True)
+    proc = run_cli("collect", tmp_path / "r", cwd=tmp_path, check=True)
+    out = tmp_path / "r" / "collected.csv"
+    assert len(out.read_text().splitlines()) == 2 and not (tmp_path / "collected.csv").exists()
+    assert f"1 rows written to {out}" in proc.stdout

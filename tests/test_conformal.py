@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 
 from fem.case import case_from_dict
-from fem.conformal import run_mesh_file, run_strut_model, solve_volume_mesh
 from fem.errors import BonefemError
-from fem.mesh.conformal import (StrutModel, VolumeMesh, column, cubic_cell, mesh_extruded_column,
-                                mesh_struts, tet_volumes, voxelise)
 from fem.mesh.external import read_volume_mesh, write_volume_mesh
-from fem.pipeline import Specimen, solve_specimen
+from fem.mesh.strut_mesh import mesh_extruded_column, mesh_struts
+from fem.mesh.struts import StrutModel, column, cubic_cell, voxelise
+from fem.mesh.volume import VolumeMesh, tet_volumes
+from fem.pipeline import run_case, run_strut_model, solve_specimen, solve_volume_mesh
+from fem.specimen.load import Specimen
 from fem.specimen import islands
 from tests.conftest import read_result, run_cli
 
@@ -28,8 +29,10 @@ def quiet(*args, **kwargs):
     pass
 
 
-def case(image=None, **sections):
+def case(image=None, modulus_field=None, **sections):
     spec = {"synthetic": {}} if image is None else {"image": str(image)}
+    if modulus_field is not None:
+        spec["modulus_field"] = modulus_field
     table = {"specimen": spec, "solver": {"rtol": 1e-12}, "output": {"fields": False}, **sections}
     return case_from_dict(table, source="test")
 
@@ -89,10 +92,10 @@ def test_hexahedra_in_vtk_order_are_reordered_and_take_the_modulus_field(tmp_pat
     mesh = meshio.Mesh(grid, [("hexahedron", cells)], cell_data={"E": [modulus]})
     meshio.write(tmp_path / "hex.vtu", mesh)
     meshio.write(tmp_path / "hex.inp", meshio.Mesh(grid, [("hexahedron", cells)]))
-    res = run_mesh_file(case(tmp_path / "hex.vtu"), log=quiet, modulus_field="E")
+    res = run_case(case(tmp_path / "hex.vtu", modulus_field="E"), None, log=quiet)
     assert res["mesh"]["cell_type"] == "hexahedron"
     assert res["apparent_modulus_MPa"] == pytest.approx(8000.0, rel=1e-6)
-    res = run_mesh_file(case(tmp_path / "hex.inp"), log=quiet)
+    res = run_case(case(tmp_path / "hex.inp"), None, log=quiet)
     assert res["apparent_modulus_MPa"] == pytest.approx(E, rel=1e-6)
 
 
@@ -132,7 +135,7 @@ def test_msh_vtu_and_unshifted_mesh_give_identical_results(strut_mesh, tmp_path)
         write_volume_mesh(tmp_path / name, points, tets)
         back = read_volume_mesh(tmp_path / name)
         assert np.array_equal(back.points, points) and np.array_equal(back.cells, tets)
-        results.append(run_mesh_file(case(tmp_path / name), log=quiet))
+        results.append(run_case(case(tmp_path / name), None, log=quiet))
     a, b = results
     assert a["reaction_force_N"] == b["reaction_force_N"]
     assert a["mesh"]["shift_mm"] == pytest.approx([-5.0, 3.0, -2.0], abs=1e-9)
@@ -153,14 +156,14 @@ def test_xdmf_is_read_with_dolfinx(tmp_path):
         f.write_mesh(box)
     back = read_volume_mesh(tmp_path / "box.xdmf")
     assert back.cells.shape == (6 * 16, 4)
-    res = run_mesh_file(case(tmp_path / "box.xdmf"), log=quiet)
+    res = run_case(case(tmp_path / "box.xdmf"), None, log=quiet)
     assert res["apparent_modulus_MPa"] == pytest.approx(E, rel=1e-6)
 
 
 def test_mesh_errors_are_clear(tmp_path):
     def fails(path, *fragments, **kw):
         with pytest.raises(BonefemError) as err:
-            run_mesh_file(case(path) if path.exists() else _case_any(path), log=quiet, **kw)
+            run_case(_case_any(path, **kw), None, log=quiet)
         for f in fragments:
             assert f in str(err.value), str(err.value)
 
@@ -193,10 +196,11 @@ def test_mesh_errors_are_clear(tmp_path):
                                             ((0.7, 0.5, -1), (0.7, 0.5, 2), 0.1)]), 0.2)
 
 
-def _case_any(path):
+def _case_any(path, modulus_field=None):
     # case_from_dict insists that the file exists; build the case around a stand-in.
     c = case()
     c.specimen.image, c.specimen.synthetic = str(path), None
+    c.specimen.modulus_field = modulus_field
     return c
 
 

@@ -21,18 +21,19 @@ SCRIPT = r"""
 import json, sys
 import numpy as np
 from mpi4py import MPI
-from fem.mesh.voxel import create_dolfinx_mesh, voxel_grid
+from fem.mesh.distribute import create_dolfinx_mesh
+from fem.mesh.voxel import voxel_grid
 from fem.solve.elasticity import solve_compression
 from fem.solve.loadcases import pin_points
 from fem.specimen.islands import largest_component
-from fem.specimen.synthetic import trabecular_foam
+from fem.specimen.foam import trabecular_foam
 
 comm = MPI.COMM_WORLD
 mask, _ = largest_component(trabecular_foam(size=0.6, voxel_size=0.03, bv_tv=0.25, spacing=0.3, seed=4))
 grid = voxel_grid(mask, (0.03,) * 3)
 # Heterogeneous modulus, so that a wrong element scaling could not go unnoticed.
 modulus = 4000.0 + 8000.0 * np.random.default_rng(1).random(len(grid.voxels))
-msh, original = create_dolfinx_mesh(comm, grid if comm.rank == 0 else None)
+msh, original = create_dolfinx_mesh(comm, *((grid.points, grid.cells) if comm.rank == 0 else (None, None)))
 out = {}
 test = sys.argv[1]
 for preset in sys.argv[2:]:

@@ -4,7 +4,8 @@ stiffness smoothly, and a binary image is reproduced exactly at zero move."""
 import numpy as np
 import pytest
 
-from fem.pipeline import Specimen, solve_specimen, specimen_from_levelset
+from fem.pipeline import solve_specimen
+from fem.specimen.load import Specimen, specimen_from_levelset
 from fem.specimen.levelset import (bone_volume, from_mask, move_surface, surface_area,
                                    volume_fraction)
 from fem.specimen.vertebral import generate
@@ -44,7 +45,7 @@ def test_plate_moves_exactly():
 
 
 def test_binary_image_is_reproduced_at_zero_move(case_factory):
-    from fem.specimen.synthetic import trabecular_foam
+    from fem.specimen.foam import trabecular_foam
 
     mask = trabecular_foam(size=0.9, voxel_size=0.03, bv_tv=0.3, spacing=0.3, seed=5)
     phi = from_mask(mask, (0.03,) * 3)

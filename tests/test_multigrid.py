@@ -134,12 +134,13 @@ def test_operators_equal_assembled_and_galerkin(test, exact):
     moduli, and the deeper levels, stored as 8 weights or as matrices, are checked)."""
     from petsc4py import PETSc
 
-    from fem.mesh.voxel import create_dolfinx_mesh, voxel_grid
+    from fem.mesh.distribute import create_dolfinx_mesh
+    from fem.mesh.voxel import voxel_grid
     from fem.solve.elasticity import assemble_system
     from fem.solve.loadcases import pin_points
     from fem.solve.multigrid import VoxelMultigrid
     from fem.specimen.islands import largest_component
-    from fem.specimen.synthetic import trabecular_foam
+    from fem.specimen.foam import trabecular_foam
     from mpi4py import MPI
 
     # odd voxel counts, so that faces and pins fall between coarse nodes
@@ -147,7 +148,7 @@ def test_operators_equal_assembled_and_galerkin(test, exact):
                                                 spacing=0.3, seed=2))
     grid = voxel_grid(mask, (0.03,) * 3)
     E = 2000.0 + 9000.0 * np.random.default_rng(0).random(len(grid.voxels))
-    msh, original = create_dolfinx_mesh(MPI.COMM_SELF, grid)
+    msh, original = create_dolfinx_mesh(MPI.COMM_SELF, grid.points, grid.cells)
     s = assemble_system(msh, E[original], 0.3, test, -0.01, grid.extent[2], pin_points(grid.points))
     mg = VoxelMultigrid(s.V, grid.spacing, E[original], 0.3, s.bcs, test, pin_points(grid.points),
                         coarse_dofs=500, exact=exact)
@@ -203,12 +204,13 @@ def test_multigrid_breakdown_falls_back_to_the_assembled_solver(monkeypatch):
     from mpi4py import MPI
 
     from fem.errors import SolverError
-    from fem.mesh.voxel import create_dolfinx_mesh, voxel_grid
+    from fem.mesh.distribute import create_dolfinx_mesh
+    from fem.mesh.voxel import voxel_grid
     from fem.solve import elasticity
     from fem.solve.loadcases import pin_points
 
     grid = voxel_grid(np.ones((3, 3, 4), bool), (0.1,) * 3)
-    msh, original = create_dolfinx_mesh(MPI.COMM_SELF, grid)
+    msh, original = create_dolfinx_mesh(MPI.COMM_SELF, grid.points, grid.cells)
     E = np.full(len(original), 8000.0)
 
     def solve(**kw):

@@ -9,7 +9,8 @@ discretisation errors.
 import numpy as np
 import pytest
 
-from fem.pipeline import Specimen, solve_specimen
+from fem.pipeline import solve_specimen
+from fem.specimen.load import Specimen
 from tests.conftest import prism
 
 E = 10000.0
@@ -85,9 +86,9 @@ def test_layers_side_by_side_give_voigt_modulus(tight):
 
 def test_floating_cluster_is_removed_and_changes_nothing(tight, tmp_path):
     from fem.case import case_from_dict
-    from fem.pipeline import load_specimen
+    from fem.specimen.load import load_specimen
     from fem.specimen.islands import largest_component
-    from fem.specimen.synthetic import trabecular_foam
+    from fem.specimen.foam import trabecular_foam
 
     bone = trabecular_foam(size=0.6, voxel_size=0.03, bv_tv=0.3, seed=3)
     clean, _ = largest_component(bone)

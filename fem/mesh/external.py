@@ -1,4 +1,4 @@
-"""External volume meshes -> plain arrays (:class:`fem.mesh.conformal.VolumeMesh`).
+"""External volume meshes -> plain arrays (:class:`fem.mesh.volume.VolumeMesh`).
 
 Gmsh (.msh), VTK (.vtu, .vtk) and Abaqus (.inp) files are read with meshio; XDMF
 (.xdmf, .xmf) with DOLFINx's own reader, because meshio needs h5py for every XDMF
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fem.errors import BonefemError
-from fem.mesh.conformal import VolumeMesh, compact
+from fem.mesh.volume import VolumeMesh, compact
 
 MESHIO_SUFFIXES = (".msh", ".vtu", ".vtk", ".inp")
 XDMF_SUFFIXES = (".xdmf", ".xmf")

@@ -1,9 +1,7 @@
-"""Voxel image -> distributed DOLFINx hexahedral mesh (one Q1 element per bone voxel).
+"""Voxel image -> hexahedral mesh as plain arrays (one Q1 element per bone voxel).
 
-The mesh is built in memory on rank 0 and handed to DOLFINx, which partitions and
-distributes it; no file is written. DOLFINx orders hexahedron vertices in tensor
-product order, (0,0,0) (1,0,0) (0,1,0) (1,1,0) (0,0,1) (1,0,1) (0,1,1) (1,1,1),
-not in VTK order.
+Built on rank 0; fem.mesh.distribute.create_dolfinx_mesh hands it to DOLFINx. Vertex
+order of each hexahedron: DOLFINx's tensor-product order (HEX_CORNERS), not VTK's.
 """
 
 from __future__ import annotations
@@ -53,23 +51,3 @@ def voxel_grid(mask: np.ndarray, spacing) -> VoxelGrid:
     points = np.column_stack(np.unravel_index(used, (nx + 1, ny + 1, nz + 1))).astype(np.float64)
     points *= np.asarray(spacing, dtype=np.float64)
     return VoxelGrid(cells, points, voxels, mask.shape, tuple(float(s) for s in spacing))
-
-
-def create_dolfinx_mesh(comm, grid: VoxelGrid | None):
-    """Distribute a :class:`VoxelGrid` given on rank 0 (None elsewhere) as a DOLFINx mesh.
-
-    Returns ``(mesh, original)`` where ``original[c]`` is the input index (row of
-    ``grid.cells``) of local cell ``c``: use it to map per-voxel data to cells.
-    """
-    import basix.ufl
-    import dolfinx.mesh
-    import ufl
-
-    if comm.rank == 0:
-        cells, points = grid.cells, grid.points
-    else:
-        cells, points = np.empty((0, 8), np.int64), np.empty((0, 3), np.float64)
-    domain = ufl.Mesh(basix.ufl.element("Lagrange", "hexahedron", 1, shape=(3,)))
-    msh = dolfinx.mesh.create_mesh(comm, cells, points, domain)
-    original = np.asarray(msh.topology.original_cell_index, dtype=np.int64)
-    return msh, original

@@ -99,7 +99,7 @@ def fit(arm: str, names: list[str], bounds: list[tuple], targets: dict, setting=
         err = sum((got[c] - t) ** 2 for c, t in targets.items())
         evaluations.append({"x": [float(v) for v in x], "changes": {c: float(v) for c, v in got.items()},
                             "error": float(err)})
-        log(f"  {dict(zip(names, np.round(x, 4)))} -> "
+        log(f"  {dict(zip(names, np.round(x, 4).tolist()))} -> "
             f"{ {c: round(float(v), 2) for c, v in got.items()} } (targets {targets})")
         return err
 

@@ -9,6 +9,7 @@ import platform
 import tempfile
 from pathlib import Path
 
+import fem
 from fem.errors import BonefemError
 
 
@@ -19,8 +20,6 @@ def versions() -> dict:
     import petsc4py
     from mpi4py import MPI
     from petsc4py import PETSc
-
-    import fem
 
     return {
         "bonefem": fem.__version__,
@@ -59,6 +58,24 @@ def write_atomic(path, text: str) -> Path:
                                "results written before are intact") from None
         raise
     return path
+
+
+def check_output_folder(outdir) -> None:
+    """Raise BonefemError unless ``outdir`` is a folder, or one that can be created,
+    that this process may write into. Creates nothing: called before a long solve, so
+    a bad ``-o`` fails at once instead of after it."""
+    outdir = Path(outdir)
+    if outdir.exists() and not outdir.is_dir():
+        raise BonefemError(f"{outdir}: output path exists and is not a folder")
+    existing = outdir
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise BonefemError(f"{outdir}: cannot create the output folder ({existing} is a file, "
+                           "not a folder)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BonefemError(f"{outdir}: cannot create the output folder (no permission to write "
+                           f"in {existing})")
 
 
 def write_problem(err: OSError) -> str:

@@ -252,6 +252,8 @@ def _solve_matfree(system: System, uh, spacing, modulus_cells, poisson, test, pi
     try:
         stats = solver.solve(ksp, b, uh.x.petsc_vec)
     except PETSc.Error as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            raise exc.__cause__ from None     # Ctrl-C inside a Python callback: not a breakdown
         # A failed set-up of the preconditioner, e.g. CHOLMOD refusing a singular coarsest
         # level (the same matrix on every rank, so every rank gets here): a breakdown.
         err = SolverError(f"the multigrid preconditioner failed (PETSc error {exc.ierr})")

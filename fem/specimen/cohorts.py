@@ -10,8 +10,14 @@ import tomllib
 from pathlib import Path
 
 from fem.errors import BonefemError
+from fem.specimen.vertebral import Network, generate
 
 FOLDER = Path(__file__).with_name("cohorts")
+
+# The specimen a cohort's trial (and a calibration) simulates by default: a 3 mm cube of
+# 40 um voxels (docs/specimens.md). fem.case.TrialSpecimen takes its defaults from here.
+SPECIMEN_SIZE_MM = 3.0
+VOXEL_SIZE_MM = 0.04
 
 
 def cohort_names() -> list[str]:
@@ -25,3 +31,11 @@ def load_cohort(name: str) -> dict:
         raise BonefemError(f"unknown cohort {name!r}; expected one of {', '.join(cohort_names())}")
     with path.open("rb") as f:
         return tomllib.load(f)
+
+
+def cohort_network(cohort: str, seed: int, size: float = SPECIMEN_SIZE_MM,
+                   voxel_size: float = VOXEL_SIZE_MM) -> Network:
+    """The vertebral specimen of a cohort preset: its generator values with the cube
+    edge ``size`` and ``voxel_size`` (mm) and the random ``seed``."""
+    return generate(**dict(load_cohort(cohort)["generator"], size=size, voxel_size=voxel_size,
+                           seed=seed))
