@@ -53,6 +53,7 @@ def _renders(outdir: Path, t) -> list[Path]:
         panels += [(outdir / "fields" / f"{tag}-{arm}-{final:g}y", f"{arm}, {final:g} y") for arm in t.arms]
         panels = [(p, title) for p, title in panels if p.exists()]
         if panels:
-            out.append(side_by_side(panels, outdir / f"stress-{cohort}.png",
-                                    size=(420 * len(panels), 480)))
+            out.append(side_by_side(panels, outdir / f"stress-{cohort}.png", size=(600, 600),
+                                    title=f"{cohort} specimen, seed {seed}: von Mises stress at "
+                                          f"baseline and after {final:g} years of each arm"))
     return out
