@@ -11,8 +11,26 @@ from fem.report.result import versions, write_atomic, write_case_toml, write_jso
 from fem.report.tables import headline_markdown, write_csv
 
 
+def trial_effort(rows: list[dict]) -> tuple[int, float | None]:
+    """Solves behind the rows of a trial over every run that made them (a resumed trial,
+    or a batch, reuses rows made earlier), and their solver seconds when the rows carry
+    them (``solves`` and ``solve_s`` per row; None otherwise). A row without ``solves``
+    took one solve, plus two for the attribution's counterfactuals when it has them."""
+    solves, seconds = 0, 0.0
+    for r in rows:
+        n = r.get("solves")
+        if n is None:
+            n = 1 + (2 if r.get("strength_mass_pct") is not None else 0)
+        solves += int(n)
+        seconds = None if seconds is None or r.get("solve_s") is None else seconds + float(r["solve_s"])
+    return solves, (None if seconds is None else round(seconds, 1))
+
+
 def write_trial(rows: list[dict], case, outdir, seconds: float, solves: int) -> dict:
-    """Write trial.csv, summary.csv/.md, figures and result.json; return the summary."""
+    """Write trial.csv, summary.csv/.md, figures and result.json; return the summary.
+
+    ``seconds`` and ``solves`` are this run's; result.json also gets the whole trial's
+    (``trial_solves``, ``trial_solve_seconds``: :func:`trial_effort`)."""
     outdir = Path(outdir)
     t = case.trial
     rows = add_changes(rows)
@@ -30,10 +48,12 @@ def write_trial(rows: list[dict], case, outdir, seconds: float, solves: int) -> 
         figures += plots.attribution_bars(summary, t.cohorts, t.arms, final, outdir / "attribution")
     renders = _renders(outdir, t) if case.output.fields else []
     write_case_toml(outdir / "case.toml", case_to_dict(case))
+    effort = trial_effort(rows)
     write_json(outdir / "result.json", {
         "units": {"length": "mm", "force": "N", "stress": "MPa", "bmd": "mg HA/cm^3", "changes": "%"},
         "case": case_to_dict(case), "versions": versions(), "seconds": round(seconds, 1),
-        "solves": solves, "bmd_only_exponents": exponents, "summary": summary,
+        "solves": solves, "trial_solves": effort[0], "trial_solve_seconds": effort[1],
+        "bmd_only_exponents": exponents, "summary": summary,
         "figures": [p.name for p in figures], "renders": [p.name for p in renders],
         "tables": ["trial.csv", "summary.csv", "summary.md"],
     })
