@@ -51,7 +51,7 @@ def test_solves_are_counted_over_every_run_of_the_trial():
     # a resumed run made 18 of 150 solves: the document says 150, and 18 for the last run
     text = effort_text({"trial_solves": 150, "trial_solve_seconds": None, "solves": 18,
                         "seconds": 144.0}, None)
-    assert text.startswith("150 solves over all runs") and "last run made 18 of them in 144 s" in text
+    assert text.startswith("150 solves over all runs") and "last run made 18 of them and took 144 s" in text
     # a batch merge (0 s, its own solve count) does not claim "in 0 s"
     assert "0 s" not in effort_text({"trial_solves": 39, "trial_solve_seconds": None, "solves": 39,
                                      "seconds": 0.0}, None)

@@ -118,9 +118,9 @@ def effort_text(result: dict, trial_dir: Path) -> str:
         text += f", {seconds:.0f} s of solving"
     last, last_s = result.get("solves"), result.get("seconds") or 0.0
     if last is not None and last != total and last_s > 0:
-        text += f"; the last run made {last} of them in {last_s:.0f} s"
-    elif last == total and last_s > 0 and not seconds:
-        text += f" in {last_s:.0f} s"
+        text += f"; the last run made {last} of them and took {last_s:.0f} s"
+    elif last == total and last_s > 0:
+        text += f"; one run of {last_s:.0f} s"
     return text
 
 
@@ -164,9 +164,10 @@ def write_results_doc(trial_dir, out="docs/results.md") -> Path:
         "## What the engine says about the combination hypothesis",
         "",
         "The hypothesis (a clinical review, Keio J Med 2003, 52(3):147-150): alfacalcidol and "
-        "menatetrenone together raise bone formation and resorption, which thickens thick "
-        "trabeculae but perforates thin ones, so the combination helps early postmenopausal "
-        "women most and elderly osteoporotic women least.",
+        "menatetrenone together raise bone formation as well as resorption, and help most in "
+        "younger women with mild osteoporosis and least (BMD fell) in elderly women with "
+        "established osteoporosis. The engine tests the mechanism proposed for this: the extra "
+        "resorption thickens thick trabeculae but perforates thin ones.",
         "",
         *findings(summary, t["cohorts"], t["arms"], final, result.get("bmd_only_exponents")),
         "",

@@ -36,7 +36,10 @@ def write_trial(rows: list[dict], case, outdir, seconds: float, solves: int) -> 
     rows = add_changes(rows)
     summary = summarise(rows)
     final = max(t.checkpoints)
-    write_csv(outdir / "trial.csv", rows)
+    # solve counts and times are bookkeeping (result.json), not results: a resumed trial's
+    # table must equal an uninterrupted one's
+    write_csv(outdir / "trial.csv", [{k: v for k, v in r.items() if k not in ("solves", "solve_s")}
+                                     for r in rows])
     write_csv(outdir / "summary.csv", summary)
     headline = headline_markdown(summary, final)
     write_atomic(outdir / "summary.md", f"# {case.title or 'Trial'}\n\n" + headline)

@@ -141,19 +141,27 @@ def _scene(plotter, grid, field, clim, scalar_bar=False, title=""):
     plotter.camera.zoom(0.9)
 
 
-def _render(grid, field, clim, size) -> np.ndarray:
-    """RGB image (h, w, 3) of one specimen, white background, margins cropped."""
+def _render(grids, field, clim, size) -> list[np.ndarray]:
+    """RGB images (h, w, 3) of specimens, white background, margins cropped. All are
+    drawn in one window of subplots (one render instead of one per specimen) and cut
+    apart."""
     from fem.report.render import _offscreen
 
     pv = _offscreen()
-    plotter = pv.Plotter(off_screen=True, window_size=list(size))
-    _scene(plotter, grid, field, clim)
-    image = plotter.screenshot(return_img=True)
+    n = len(grids)
+    plotter = pv.Plotter(off_screen=True, shape=(1, n), window_size=[size[0] * n, size[1]],
+                         border=False)
+    for i, grid in enumerate(grids):
+        plotter.subplot(0, i)
+        _scene(plotter, grid, field, clim)
+    whole = plotter.screenshot(return_img=True)
     plotter.close()
-    ink = np.argwhere(np.any(image < 250, axis=2))
-    (r0, c0), (r1, c1) = ink.min(axis=0), ink.max(axis=0)
-    pad = 10
-    return image[max(r0 - pad, 0): r1 + pad, max(c0 - pad, 0): c1 + pad]
+    width = whole.shape[1] // n
+    panels = [whole[:, i * width:(i + 1) * width] for i in range(n)]
+    # one crop for all (the union of what is drawn), so the panels stay aligned
+    ink = np.concatenate([np.argwhere(np.any(p < 250, axis=2)) for p in panels])
+    (r0, c0), (r1, c1), pad = ink.min(axis=0), ink.max(axis=0), 10
+    return [p[max(r0 - pad, 0): r1 + pad, max(c0 - pad, 0): c1 + pad] for p in panels]
 
 
 def compose(images, titles, out, clim, field, title="", note="") -> Path:
@@ -206,8 +214,8 @@ def screenshot(path, out, field="von_mises", clim=None, title="", size=(900, 900
         find_field_file(path)           # raises, listing them
     grid, name = scalar_field(load_fields(files[0]), field)
     clim = clim or percentile_range(grid[name])
-    image = _render(grid, name, clim, size)
-    return compose([image], [""], out, clim, name, title or describe(files[0]), LOAD_NOTE)
+    images = _render([grid], name, clim, size)
+    return compose(images, [""], out, clim, name, title or describe(files[0]), LOAD_NOTE)
 
 
 def side_by_side(paths_titles, out, field="von_mises", size=(700, 700), title="") -> Path:
@@ -216,7 +224,7 @@ def side_by_side(paths_titles, out, field="von_mises", size=(700, 700), title=""
     out = _check_out(out)
     grids = [scalar_field(load_fields(p), field) for p, _ in paths_titles]
     clim = percentile_range(np.concatenate([np.asarray(g[n]) for g, n in grids]))
-    images = [_render(g, n, clim, size) for g, n in grids]
+    images = _render([g for g, _ in grids], grids[0][1], clim, size)
     return compose(images, [t for _, t in paths_titles], out, clim, grids[0][1], title, LOAD_NOTE)
 
 
