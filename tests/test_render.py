@@ -171,3 +171,22 @@ def test_bmd_only_lines_stay_apart_when_the_exponents_agree(capture):
                ln.get_marker()) for ln in lines}
     assert len(styles) == 3                                   # every line drawn differently
     assert len({ln.get_marker() for ln in lines}) == 3         # and marked with its cohort
+
+
+def test_specimen_render_has_its_title_and_a_bar_clear_of_the_bone(tmp_path):
+    from matplotlib.image import imread
+
+    from fem.report.render import render_specimen
+
+    # a rod along z: signed distance to a cylinder of radius 0.3 mm in a 1 mm cube
+    h = 0.05
+    x, y, _ = np.meshgrid(*(np.arange(20) * h,) * 3, indexing="ij")
+    phi = 0.3 - np.hypot(x - 0.5, y - 0.5)
+    png = render_specimen(phi, (h, h, h), tmp_path / "s.png", title="a rod", size=(400, 400))
+    img = imread(png)[..., :3]
+    # laid out by matplotlib (6.5 x 5.2 in at 130 dpi), not VTK's own 400 x 400 window
+    assert img.shape[:2] == (676, 845)
+    # the bar's gradient: a row below the scene running from black to white
+    grey = img.mean(axis=2)
+    low = grey[int(0.8 * len(grey)):]
+    assert any(r.min() < 0.1 and r.max() > 0.9 and np.sum(np.diff(r) > 0) > 200 for r in low)

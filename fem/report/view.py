@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from fem.errors import BonefemError
+from fem.report.render import compose
 from fem.solve.output import FIELDS
 
 UNITS = {"von_mises": "von Mises stress (MPa)", "sed": "strain energy density (MPa)",
@@ -145,7 +146,7 @@ def _render(grids, field, clim, size) -> list[np.ndarray]:
     """RGB images (h, w, 3) of specimens, white background, margins cropped. All are
     drawn in one window of subplots (one render instead of one per specimen) and cut
     apart."""
-    from fem.report.render import _offscreen
+    from fem.report.render import _offscreen, crop_panels
 
     pv = _offscreen()
     n = len(grids)
@@ -156,45 +157,14 @@ def _render(grids, field, clim, size) -> list[np.ndarray]:
         _scene(plotter, grid, field, clim)
     whole = plotter.screenshot(return_img=True)
     plotter.close()
-    width = whole.shape[1] // n
-    panels = [whole[:, i * width:(i + 1) * width] for i in range(n)]
-    # one crop for all (the union of what is drawn), so the panels stay aligned
-    ink = np.concatenate([np.argwhere(np.any(p < 250, axis=2)) for p in panels])
-    (r0, c0), (r1, c1), pad = ink.min(axis=0), ink.max(axis=0), 10
-    return [p[max(r0 - pad, 0): r1 + pad, max(c0 - pad, 0): c1 + pad] for p in panels]
-
-
-def compose(images, titles, out, clim, field, title="", note="") -> Path:
-    """Panels side by side with a title, one colour bar and a note below (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import Normalize
-
-    n = len(images)
-    fig, axes = plt.subplots(1, n, figsize=(max(6.5, 3.4 * n + 0.4), 5.2), squeeze=False,
-                             layout="constrained")
-    for ax, image, t in zip(axes[0], images, titles):
-        ax.imshow(image)
-        if t:
-            ax.set_title(t, fontsize=11)
-        ax.axis("off")
-    mappable = plt.cm.ScalarMappable(norm=Normalize(*clim), cmap=CMAP)
-    bar = fig.colorbar(mappable, ax=axes[0].tolist(), orientation="horizontal",
-                       shrink=0.6 if n == 1 else 0.4, aspect=25 if n == 1 else 45, extend="both",
-                       pad=0.02)
-    bar.set_label(bar_title(field) + " (beyond it: end colours)" + (f"\n{note}" if note else ""),
-                  fontsize=10)
-    if title:
-        fig.suptitle(title, fontsize=13)
-    out = Path(out)
-    fig.savefig(out, dpi=130)
-    plt.close(fig)
-    return out
+    return crop_panels(whole, n)
 
 
 LOAD_NOTE = "arrow: imposed compression along z (top face pushed down, bottom face held)"
+
+
+def _bar_label(field: str) -> str:
+    return f"{bar_title(field)} (beyond it: end colours)\n{LOAD_NOTE}"
 
 
 def _check_out(out) -> Path:
@@ -215,7 +185,7 @@ def screenshot(path, out, field="von_mises", clim=None, title="", size=(900, 900
     grid, name = scalar_field(load_fields(files[0]), field)
     clim = clim or percentile_range(grid[name])
     images = _render([grid], name, clim, size)
-    return compose(images, [""], out, clim, name, title or describe(files[0]), LOAD_NOTE)
+    return compose(images, [""], out, clim, CMAP, _bar_label(name), title or describe(files[0]))
 
 
 def side_by_side(paths_titles, out, field="von_mises", size=(700, 700), title="") -> Path:
@@ -225,7 +195,7 @@ def side_by_side(paths_titles, out, field="von_mises", size=(700, 700), title=""
     grids = [scalar_field(load_fields(p), field) for p, _ in paths_titles]
     clim = percentile_range(np.concatenate([np.asarray(g[n]) for g, n in grids]))
     images = _render([g for g, _ in grids], grids[0][1], clim, size)
-    return compose(images, [t for _, t in paths_titles], out, clim, grids[0][1], title, LOAD_NOTE)
+    return compose(images, [t for _, t in paths_titles], out, clim, CMAP, _bar_label(grids[0][1]), title)
 
 
 def interactive(path, field="von_mises"):
