@@ -59,6 +59,16 @@ def test_a_trial_folder_lists_its_specimens_instead_of_showing_one(trial_like):
     proc = run_cli("view", trial_like / "trial", "--screenshot", trial_like / "x.png")
     fails(proc, "holds 2 stress fields", "late-postmenopausal-s0-combined-2y")
     assert not (trial_like / "x.png").exists()
+    # picking one: by its folder name or a unique part of it
+    fields = trial_like / "trial" / "fields"
+    assert view.find_field_file(trial_like / "trial", "combined") == \
+        fields / "late-postmenopausal-s0-combined-2y" / "fields.pvd"
+    assert view.find_field_file(trial_like / "trial", "late-postmenopausal-s0-baseline").parent.name \
+        == "late-postmenopausal-s0-baseline"
+    with pytest.raises(BonefemError, match="no specimen matches 'elderly'"):
+        view.find_field_file(trial_like / "trial", "elderly")
+    with pytest.raises(BonefemError, match="2 stress fields matching 'late'"):
+        view.find_field_file(trial_like / "trial", "late")
 
 
 def test_a_screenshot_into_a_missing_folder_is_a_clear_error(trial_like):

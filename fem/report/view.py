@@ -46,17 +46,28 @@ def field_files(path) -> list[Path]:
     return [path]
 
 
-def find_field_file(path) -> Path:
+def find_field_file(path, pick: str | None = None) -> Path:
     """The one field file of a result folder (or the file itself). A folder holding
-    several (a trial's) is an error that lists them, so the user can pick one."""
+    several (a trial's) needs ``pick``: a specimen folder's name (e.g.
+    ``elderly-osteoporotic-s0-combined-2y``) or a part of it that only one has; without
+    it, or when it fits none or several, the error lists them."""
     files = field_files(path)
+    if pick:
+        exact = [f for f in files if f.parent.name == pick]
+        files = exact or [f for f in files if pick in f.parent.name]
+        if not files:
+            _listing(field_files(path), f"{path}: no specimen matches {pick!r}")
     if len(files) > 1:
-        names = [describe(f) for f in files]
-        width = max(map(len, names))
-        listing = "\n".join(f"  {name:<{width}s}  {f.parent}" for name, f in zip(names, files))
-        raise BonefemError(f"{path} holds {len(files)} stress fields; name one of these folders "
-                           f"instead, e.g. `bonefem view {files[0].parent}`:\n{listing}")
+        _listing(files, f"{path} holds {len(files)} stress fields" + (f" matching {pick!r}" if pick else ""))
     return files[0]
+
+
+def _listing(files, head):
+    names = [describe(f) for f in files]
+    width = max(map(len, names))
+    listing = "\n".join(f"  {name:<{width}s}  {f.parent.name}" for name, f in zip(names, files))
+    raise BonefemError(f"{head}; view one by its folder, e.g. `bonefem view {files[0].parent}`; "
+                       f"the folders in {files[0].parent.parent}:\n{listing}")
 
 
 def describe(path) -> str:
@@ -78,11 +89,12 @@ def describe(path) -> str:
     return case.get("title") or folder.name
 
 
-def load_fields(path):
-    """The field file as one PyVista UnstructuredGrid (all MPI pieces merged)."""
+def load_fields(path, pick: str | None = None):
+    """The field file (:func:`find_field_file`) as one PyVista UnstructuredGrid (all MPI
+    pieces merged)."""
     import pyvista as pv
 
-    data = pv.read(find_field_file(path))
+    data = pv.read(find_field_file(path, pick))
     if isinstance(data, pv.MultiBlock):
         data = data.combine()
     return data
@@ -176,16 +188,16 @@ def _check_out(out) -> Path:
     return out
 
 
-def screenshot(path, out, field="von_mises", clim=None, title="", size=(900, 900)) -> Path:
-    """Render a field file (or a single run's result folder) off screen to a PNG."""
+def screenshot(path, out, field="von_mises", clim=None, title="", size=(900, 900),
+               pick: str | None = None) -> Path:
+    """Render a field file, or one specimen of a result folder (``pick``:
+    :func:`find_field_file`), off screen to a PNG."""
     out = _check_out(out)
-    files = field_files(path)
-    if len(files) > 1:
-        find_field_file(path)           # raises, listing them
-    grid, name = scalar_field(load_fields(files[0]), field)
+    file = find_field_file(path, pick)
+    grid, name = scalar_field(load_fields(file), field)
     clim = clim or percentile_range(grid[name])
     images = _render([grid], name, clim, size)
-    return compose(images, [""], out, clim, CMAP, _bar_label(name), title or describe(files[0]))
+    return compose(images, [""], out, clim, CMAP, _bar_label(name), title or describe(file))
 
 
 def side_by_side(paths_titles, out, field="von_mises", size=(700, 700), title="") -> Path:
@@ -198,13 +210,14 @@ def side_by_side(paths_titles, out, field="von_mises", size=(700, 700), title=""
     return compose(images, [t for _, t in paths_titles], out, clim, CMAP, _bar_label(grids[0][1]), title)
 
 
-def interactive(path, field="von_mises"):
+def interactive(path, field="von_mises", pick: str | None = None):
     """An interactive window with a clipping plane and a threshold slider on the field."""
     import pyvista as pv
 
-    grid, name = scalar_field(load_fields(path), field)
+    file = find_field_file(path, pick)
+    grid, name = scalar_field(load_fields(file), field)
     clim = percentile_range(grid[name])
-    plotter = pv.Plotter(title=f"bonefem: {describe(find_field_file(path))}")
+    plotter = pv.Plotter(title=f"bonefem: {describe(file)}")
     plotter.set_background("white")
     plotter.add_mesh_clip_plane(grid, scalars=name, cmap=CMAP, clim=clim,
                                 scalar_bar_args={"title": bar_title(name), "color": "black",
@@ -213,7 +226,7 @@ def interactive(path, field="von_mises"):
     plotter.add_mesh_threshold(grid, scalars=name, cmap=CMAP, clim=clim, opacity=0.4,
                                show_scalar_bar=False)
     _add_load_arrow(plotter, grid.bounds)
-    plotter.add_text(describe(find_field_file(path)), font_size=11, color="black")
+    plotter.add_text(describe(file), font_size=11, color="black")
     plotter.add_axes(color="black")
     plotter.show()
 
