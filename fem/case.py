@@ -72,7 +72,7 @@ class Vertebral:
 
 @dataclass
 class Specimen:
-    image: str | None = _f(None, "bone image (.npy, .npz, .nii, .nii.gz, .mha/.mhd, .tif) or volume "
+    image: str | None = _f(None, "bone image (.npy, .npz, .nii, .nii.gz, .mha, .mhd, or TIFF: a .tif/.tiff file or a folder of slices) or volume "
                            "mesh (" + ", ".join(MESH_SUFFIXES) + "), relative to the case file")
     voxel_size: float | list[float] | None = _f(
         None, "voxel edge in mm: one value or [dx, dy, dz]; required for .npy/.npz, overrides NIfTI",
@@ -87,7 +87,7 @@ class Specimen:
 
 @dataclass
 class Material:
-    modulus: float = _f(10000.0, "tissue Young's modulus, MPa (micro-FE practice; ANCHORS.md)", gt=0)
+    modulus: float = _f(10000.0, "tissue Young's modulus, MPa (micro-FE practice; nanoindentation 6.9 GPa, Zysset et al. 1999, J Biomech 32:1005)", gt=0)
     poisson: float = _f(0.3, "tissue Poisson ratio", gt=-1, lt=0.5)
 
 

@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
                    "slices; axes x, y, z; z = load axis), or a volume mesh in mm "
                    f"({', '.join(MESH_SUFFIXES)}; docs/conformal.md)")
     s.add_argument("--voxel-size", type=float, nargs="+", metavar="MM",
-                   help="voxel edge in mm (one value or dx dy dz); required for NumPy images")
+                   help="voxel edge in mm (one value or dx dy dz); required for NumPy and TIFF images")
     s.add_argument("--threshold", type=_threshold, metavar="T",
                    help="grey level: voxels >= T are bone; 'otsu'; or 'nonzero' (every nonzero voxel). "
                         "Needed for a grey-level image; a binary one is bone where nonzero")
@@ -97,6 +97,8 @@ def _parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("view", help="look at a stress field (window, or PNG without a display)")
     v.add_argument("path", help="a result folder or a .pvd field file")
+    v.add_argument("specimen", nargs="?", help="in a trial folder: the specimen's folder name "
+                   "under fields/ (or a unique part of it); without it they are listed")
     v.add_argument("--field", default="von_mises",
                    help="von_mises, sed, effective_strain, modulus or displacement")
     v.add_argument("--screenshot", metavar="PNG", help="write a PNG instead of opening a window")
@@ -235,10 +237,10 @@ def cmd_calibrate(args) -> int:
 def cmd_view(args) -> int:
     if args.screenshot or not view.has_display():
         out = args.screenshot or "view.png"
-        view.screenshot(args.path, out, field=args.field)
+        view.screenshot(args.path, out, field=args.field, pick=args.specimen)
         print(f"bonefem: no display; wrote {out}" if not args.screenshot else f"bonefem: wrote {out}")
     else:
-        view.interactive(args.path, field=args.field)
+        view.interactive(args.path, field=args.field, pick=args.specimen)
     return 0
 
 

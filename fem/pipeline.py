@@ -18,6 +18,7 @@ import numpy as np
 from mpi4py import MPI
 
 from fem.analysis.pistoia import pistoia
+from fem.analysis.sanity import specimen_warnings
 from fem.case import Case, case_to_dict
 from fem.errors import BonefemError
 from fem.mesh.distribute import create_dolfinx_mesh
@@ -139,7 +140,11 @@ def solve_specimen(spec: Specimen | None, case: Case, outdir=None, comm=MPI.COMM
     meta = comm.bcast(None if comm.rank != 0 else {
         "extent": grid.extent, "pins": pin_points(grid.points), "shape": grid.shape,
         "spacing": grid.spacing, "bone_voxels": int(spec.mask.sum()),
-        "voxels_removed": spec.voxels_removed}, root=0)
+        "voxels_removed": spec.voxels_removed,
+        "warnings": specimen_warnings(spec.mask, spec.spacing, spec.modulus, spec.voxels_removed,
+                                      direction=case.trial is None)}, root=0)
+    for w in meta["warnings"]:
+        say(f"warning: {w}")
     say(f"specimen: {meta['shape']} voxels of {meta['spacing']} mm, "
         f"{meta['bone_voxels']} bone voxels, {meta['voxels_removed']} removed as islands")
 
@@ -155,6 +160,7 @@ def solve_specimen(spec: Specimen | None, case: Case, outdir=None, comm=MPI.COMM
         "voxels_removed": meta["voxels_removed"],
         "image_shape": list(map(int, meta["shape"])),
         "voxel_size_mm": list(meta["spacing"]),
+        "warnings": meta["warnings"],
     })
     timings.update(sol.timings)
     return finish(result, sol, case, outdir, comm, timings, t_start)

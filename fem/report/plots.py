@@ -9,6 +9,7 @@ import numpy as np
 ARM_COLOURS = {"untreated": "0.4", "alfacalcidol": "tab:blue", "menatetrenone": "tab:green",
                "combined": "tab:red"}
 COHORT_MARKERS = {"early-postmenopausal": "o", "late-postmenopausal": "s", "elderly-osteoporotic": "^"}
+COHORT_LINES = ["--", ":", (0, (6, 2, 1, 2)), (0, (1, 4))]
 
 
 def _plt():
@@ -37,13 +38,19 @@ def strength_vs_bmd(rows, exponents: dict, time_years: float, path) -> list[Path
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     pts = [r for r in rows if r["arm"] != "baseline" and abs(r["time_years"] - time_years) < 1e-9]
     xs = [r["d_bmd_pct"] for r in pts if r.get("d_bmd_pct") is not None]
-    lim = max([abs(v) for v in xs + [r["d_failure_load_pct"] for r in pts]] + [1.0]) * 1.15
+    lim = max([abs(v) for v in xs + [r["d_failure_load_pct"] for r in pts
+                                        if r.get("d_failure_load_pct") is not None]] + [1.0]) * 1.15
     x = np.linspace(-lim, lim, 50)
     ax.plot(x, x, color="0.7", lw=1, label="identity")
-    for cohort, k in exponents.items():
+    # Cohorts' exponents can be nearly equal, so their lines can coincide: each gets its
+    # own dash pattern and its cohort's hollow marker at staggered places along it, so a
+    # line drawn over another still shows. Black: the colours are the arms'.
+    x = np.linspace(-lim, lim, 61)
+    for i, ((cohort, k), ls) in enumerate(zip(exponents.items(), COHORT_LINES)):
         if k is not None:
-            ax.plot(x, 100 * ((1 + x / 100) ** k - 1), ls="--", lw=1,
-                    label=f"BMD-only, {cohort} (k = {k:.2f})")
+            ax.plot(x, 100 * ((1 + x / 100) ** k - 1), ls=ls, lw=1.1, color="k", alpha=0.75,
+                    marker=COHORT_MARKERS.get(cohort, "x"), markevery=(2 + 3 * i, 9), ms=5,
+                    mfc="w", mec="k", mew=0.8, label=f"BMD-only, {cohort} (k = {k:.2f})")
     for r in pts:
         ax.scatter(r["d_bmd_pct"], r["d_failure_load_pct"], color=ARM_COLOURS.get(r["arm"], "k"),
                    marker=COHORT_MARKERS.get(r["cohort"], "x"), s=40, edgecolor="k", lw=0.5)
@@ -58,15 +65,16 @@ def strength_vs_bmd(rows, exponents: dict, time_years: float, path) -> list[Path
     ax.set_xlabel("change in BMD (%)")
     ax.set_ylabel("change in Pistoia failure load (%)")
     ax.set_title(f"Strength versus BMD after {time_years:g} years")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left", framealpha=0.9)
     return _save(fig, path)
 
 
 def trajectories(summary, cohorts, path) -> list[Path]:
     """BMD and failure load (% vs baseline, mean over specimens) over time, per cohort."""
     plt = _plt()
+    # constrained layout keeps each axis' label clear of its own and its neighbour's ticks
     fig, axes = plt.subplots(2, len(cohorts), figsize=(4.2 * len(cohorts), 6.5), squeeze=False,
-                             sharex=True)
+                             sharex=True, layout="constrained")
     for j, cohort in enumerate(cohorts):
         for arm, colour in ARM_COLOURS.items():
             ss = sorted((s for s in summary if s["cohort"] == cohort and s["arm"] == arm),
@@ -78,11 +86,11 @@ def trajectories(summary, cohorts, path) -> list[Path]:
                 y = [0.0] + [s[f"{key}_mean"] for s in ss]
                 axes[i][j].plot(t, y, marker="o", color=colour, label=arm)
         axes[0][j].set_title(cohort)
-        axes[0][j].set_ylabel("BMD change (%)")
-        axes[1][j].set_ylabel("failure load change (%)")
         axes[1][j].set_xlabel("years")
         for i in (0, 1):
             axes[i][j].axhline(0, color="0.85", lw=0.8)
+    axes[0][0].set_ylabel("BMD change vs baseline (%)")
+    axes[1][0].set_ylabel("failure load change vs baseline (%)")
     axes[0][0].legend(fontsize=8)
     return _save(fig, path)
 
@@ -100,11 +108,11 @@ def attribution_bars(summary, cohorts, arms, time_years, path) -> list[Path]:
                       and abs(s["time_years"] - time_years) < 1e-9), None)
             if s is None or s.get("strength_mass_pct_mean") is None:
                 continue
-            labels.append(f"{cohort.split('-')[0]}\n{arm}")
+            labels.append(f"{cohort}: {arm}")
             for key, _, _ in parts:
                 values[key].append(s[f"{key}_mean"])
             totals.append(s["d_failure_load_pct_mean"])
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(labels)), 4.5))
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(labels)), 5.5))
     x = np.arange(len(labels))
     pos, neg = np.zeros(len(labels)), np.zeros(len(labels))
     for key, name, colour in parts:
@@ -115,7 +123,12 @@ def attribution_bars(summary, cohorts, arms, time_years, path) -> list[Path]:
         neg += np.where(v < 0, v, 0)
     ax.scatter(x, totals, color="k", zorder=3, label="total")
     ax.axhline(0, color="k", lw=0.8)
-    ax.set_xticks(x, labels, fontsize=7)
+    # slanted one-line labels: side by side, two-line labels of long arm names collide
+    ax.set_xticks(x, labels, fontsize=8, rotation=40, ha="right", rotation_mode="anchor")
+    for k in range(1, len(cohorts)):        # a faint divider between cohorts
+        edge = sum(1 for lab in labels if lab.split(":")[0] in cohorts[:k]) - 0.5
+        if 0 < edge < len(labels) - 1:
+            ax.axvline(edge, color="0.85", lw=0.8)
     ax.set_ylabel("change in failure load (%)")
     ax.set_title(f"Attribution of the strength change at {time_years:g} years")
     ax.legend(fontsize=8)

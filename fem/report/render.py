@@ -1,6 +1,8 @@
-"""PNG renders with PyVista, off screen.
+"""PNG renders with PyVista, off screen, laid out with matplotlib.
 
 Debian's VTK renders through X; with no display a virtual one (Xvfb) is started once.
+VTK draws the 3-D scene only; titles and the colour bar are matplotlib's (VTK's own bar
+overprints its title with its tick labels and can sit behind the bone).
 """
 
 from __future__ import annotations
@@ -35,21 +37,63 @@ def levelset_surface(phi: np.ndarray, spacing):
     return grid.contour([0.0], scalars="phi")
 
 
+def crop_panels(image: np.ndarray, n: int, pad: int = 10) -> list[np.ndarray]:
+    """Cut a screenshot of ``n`` side-by-side subplots (h, w, 3) into its panels, all
+    cropped to the union of what is drawn on the white background (so they stay aligned)."""
+    width = image.shape[1] // n
+    panels = [image[:, i * width:(i + 1) * width] for i in range(n)]
+    ink = np.concatenate([np.argwhere(np.any(p < 250, axis=2)) for p in panels])
+    if len(ink) == 0:
+        return panels
+    (r0, c0), (r1, c1) = ink.min(axis=0), ink.max(axis=0)
+    return [p[max(r0 - pad, 0): r1 + pad, max(c0 - pad, 0): c1 + pad] for p in panels]
+
+
+def compose(images, titles, out, clim, cmap, bar_label, title="", extend="both") -> Path:
+    """Panels (RGB arrays) side by side with a title, one horizontal colour bar of
+    ``cmap`` over ``clim`` labelled ``bar_label`` below them; written as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import Normalize
+
+    n = len(images)
+    fig, axes = plt.subplots(1, n, figsize=(max(6.5, 3.4 * n + 0.4), 5.2), squeeze=False,
+                             layout="constrained")
+    for ax, image, t in zip(axes[0], images, titles):
+        ax.imshow(image)
+        if t:
+            ax.set_title(t, fontsize=11)
+        ax.axis("off")
+    mappable = plt.cm.ScalarMappable(norm=Normalize(*clim), cmap=cmap)
+    bar = fig.colorbar(mappable, ax=axes[0].tolist(), orientation="horizontal",
+                       shrink=0.6 if n == 1 else 0.4, aspect=25 if n == 1 else 45, extend=extend,
+                       pad=0.02)
+    bar.set_label(bar_label, fontsize=10)
+    if title:
+        fig.suptitle(title, fontsize=13)
+    out = Path(out)
+    fig.savefig(out, dpi=130)
+    plt.close(fig)
+    return out
+
+
 def render_specimen(phi: np.ndarray, spacing, path, title: str = "", size=(900, 900)) -> Path:
-    """Render the bone surface, coloured by height z (mm), to a PNG file."""
+    """Render the bone surface, coloured by height z (mm, the load axis), to a PNG file."""
     pv = _offscreen()
     surface = levelset_surface(phi, spacing)
-    surface["z (mm)"] = surface.points[:, 2]
+    z = surface.points[:, 2]
+    surface["z (mm)"] = z
+    clim = (float(z.min()), float(z.max())) if len(z) else (0.0, 1.0)
     plotter = pv.Plotter(off_screen=True, window_size=list(size))
     plotter.set_background("white")
-    plotter.add_mesh(surface, scalars="z (mm)", cmap="bone", smooth_shading=True,
-                     scalar_bar_args={"title": "z (mm)", "color": "black"})
-    if title:
-        plotter.add_text(title, font_size=12, color="black")
-    plotter.add_axes(color="black")
+    plotter.add_mesh(surface, scalars="z (mm)", cmap="bone", clim=clim, smooth_shading=True,
+                     show_scalar_bar=False)
+    plotter.add_axes(color="black", line_width=3)
     plotter.camera_position = "iso"
     plotter.camera.elevation = -10
-    path = Path(path)
-    plotter.screenshot(str(path))
+    image = plotter.screenshot(return_img=True)
     plotter.close()
-    return path
+    return compose(crop_panels(image, 1), [""], path, clim, "bone",
+                   "height z (mm); z is the load axis", title, extend="neither")
