@@ -19,7 +19,8 @@ COPY . /opt/bonefem
 RUN sh /opt/bonefem/fem/runtime/install-debian.sh --register /opt/bonefem \
     && rm -rf /var/log/apt /var/log/dpkg.log
 
-# Open MPI as root in a container without a network (the settings ./bonefem uses).
+# Open MPI as root in a container without a network (the settings ./bonefem uses);
+# no bytecode written into mounted folders; `import fem` from /opt/bonefem.
 ENV OMPI_ALLOW_RUN_AS_ROOT=1 \
     OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
     OMPI_MCA_btl=self,sm \

@@ -184,10 +184,17 @@ def test_collected_table_equals_a_serial_run(runs):
     got, ref = _table(work / "all.csv"), _table(work / "ref.csv")
     # 4 array cases + the large job + the trial's rows (2 seeds x baseline and 2 arms)
     assert len(ref) == 5 + 6 and set(got) == set(ref), (sorted(got), sorted(ref))
+    worst = 0.0
     for key, row in ref.items():
         for col, value in row.items():
             if col not in VOLATILE:
                 assert _equal(got[key][col], value), (key, col, got[key][col], value)
+                try:
+                    x, y = float(got[key][col]), float(value)
+                    worst = max(worst, abs(x - y) / max(abs(x), abs(y)))
+                except (ValueError, ZeroDivisionError):
+                    pass
+    print(f"largest relative difference, SLURM vs serial: {worst:.1e}")
     big = next(r for k, r in got.items() if k[0] == "big")
     assert big["ranks"] == "2"           # the large job really ran on 2 ranks
 

@@ -18,6 +18,8 @@ if ! /usr/bin/python3 -c 'import pytest, numpy' 2>/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-pytest python3-numpy >/dev/null
 fi
 cd "$project"
+# A private --basetemp: pytest prunes the shared /tmp/pytest-of-USER folders of other
+# runs on the same machine, which would pull the job folders from under running jobs.
 exec env -u PYTHONPATH -u PYTHONHOME -u VIRTUAL_ENV BONEFEM_HOST_TESTS=1 \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    /usr/bin/python3 -m pytest -p no:cacheprovider -m "$marker" "$@"
+    /usr/bin/python3 -m pytest -p no:cacheprovider --basetemp "/tmp/bonefem-host-pytest-$marker" -m "$marker" "$@"
