@@ -131,5 +131,5 @@ case "${1:-}" in
         tag=${2:-bonefem}
         echo "podman save --format docker-archive -o bonefem.tar localhost/$tag:latest"
         echo "apptainer build bonefem.sif docker-archive://bonefem.tar" ;;
-    *) sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; [ "${1:-}" = -h ] || [ "${1:-}" = --help ] || exit 2 ;;
+    *) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; [ "${1:-}" = -h ] || [ "${1:-}" = --help ] || exit 2 ;;
 esac
