@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from fem.analysis import sanity
-from fem.specimen.synthetic import trabecular_foam
+from fem.specimen.foam import trabecular_foam
 
 
 def test_voxel_size_in_micrometres_is_flagged():
