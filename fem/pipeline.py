@@ -18,7 +18,7 @@ import numpy as np
 from mpi4py import MPI
 
 from fem.analysis.pistoia import pistoia
-from fem.analysis.sanity import specimen_warnings
+from fem.analysis.sanity import modulus_warnings, specimen_warnings
 from fem.case import Case, case_to_dict
 from fem.errors import BonefemError
 from fem.mesh.distribute import create_dolfinx_mesh
@@ -189,7 +189,8 @@ def solve_volume_mesh(vmesh: VolumeMesh | None, case: Case, outdir=None, comm=MP
         check_mesh(points, vmesh.cells, extent[2], vmesh.source)
         modulus = cell_modulus(vmesh, modulus_field, case.material.modulus)
         meta = {"extent": extent, "pins": pin_points(points), "origin": origin,
-                "cell_type": vmesh.cell_type, "source": vmesh.source}
+                "cell_type": vmesh.cell_type, "source": vmesh.source,
+                "warnings": modulus_warnings(modulus)}
         return points, modulus, meta
 
     t0 = time.perf_counter()
@@ -200,10 +201,13 @@ def solve_volume_mesh(vmesh: VolumeMesh | None, case: Case, outdir=None, comm=MP
     msh, original = create_dolfinx_mesh(comm, points, None if vmesh is None else vmesh.cells)
     modulus = comm.bcast(modulus, root=0)
     timings["mesh"] = time.perf_counter() - t0
+    for w in meta["warnings"]:
+        say(f"warning: {w}")
     say(f"mesh: {msh.topology.index_map(3).size_global} {meta['cell_type']} cells from "
         f"{meta['source']}, specimen box {np.round(meta['extent'], 6).tolist()} mm")
     result, sol = solve_mesh(msh, modulus[original], np.ones(len(original)), meta["extent"],
                              meta["pins"], case, comm, say)
+    result["warnings"] = meta["warnings"]
     result["mesh"] = {
         "source": meta["source"],
         "cell_type": meta["cell_type"],

@@ -44,7 +44,7 @@ def test_solves_are_counted_over_every_run_of_the_trial():
     # a resumed run made 18 of 150 solves: the document says 150, and 18 for the last run
     text = effort_text({"solves": 150, "seconds": 1200.0,
                         "this_run": {"solves": 18, "seconds": 144.0}})
-    assert text.startswith("150 solves over all runs, 1200 s of solving")
+    assert text.startswith("150 solves over all runs of the trial, 1200 s of solving")
     assert "last run made 18 of them and took 144 s" in text
     # a batch merge (0 s, no solves of its own) does not claim "in 0 s"
     text = effort_text({"solves": 39, "seconds": 310.0, "this_run": {"solves": 0, "seconds": 0.0}})
