@@ -108,6 +108,21 @@ class Pistoia:
 
 
 @dataclass
+class Analysis:
+    """Strength analysis (fem.solve.nonlinear, docs/nonlinear.md)."""
+
+    strength: str = _f("pistoia", "pistoia (linear solve, Pistoia criterion) or nonlinear (also a "
+                       "displacement-controlled tissue-yield test past the peak)",
+                       choices=("pistoia", "nonlinear"))
+    yield_compression: float = _f(0.0081, "tissue yield strain in compression (Bayraktar et al. 2004)", gt=0, lt=0.5)
+    yield_tension: float = _f(0.0033, "tissue yield strain in tension (Bayraktar et al. 2004)", gt=0, lt=0.5)
+    post_yield: float = _f(0.05, "tissue post-yield modulus as a fraction of E", ge=0, lt=1)
+    strain_max: float = _f(-0.03, "last apparent strain of the nonlinear test (negative = compression)",
+                           gt=-0.5, lt=0.5, nonzero=True)
+    steps: int = _f(15, "load steps of the nonlinear test after the first yield", gt=0)
+
+
+@dataclass
 class Output:
     fields: bool = _f(True, "write displacement and element fields (VTK .pvd)")
 
@@ -145,6 +160,7 @@ class Case:
     load: Load = _f(Load, "boundary conditions")
     solver: Solver = _f(Solver, "linear solver")
     pistoia: Pistoia = _f(Pistoia, "strength criterion")
+    analysis: Analysis = _f(Analysis, "strength analysis: Pistoia or nonlinear")
     output: Output = _f(Output, "what to write")
     trial: Trial | None = _f(None, "run a virtual trial instead of one specimen")
     source: str = field(default="", metadata={"internal": True})

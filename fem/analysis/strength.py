@@ -107,3 +107,63 @@ def plot_curve(path, curve, area: float, summary: dict, title="") -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return Path(path)
+
+
+def write_peak_fields(path, curve, comm) -> Path:
+    """Fields at the ultimate load as .pvd (``bonefem view RESULT_DIR/peak.pvd``).
+
+    displacement (mm, P1), secant_modulus (MPa), yield_index (> 1 yielded), von_mises
+    (MPa) and sed (MPa), per element from the element-centre strain.
+    """
+    import dolfinx.fem
+    import dolfinx.io
+
+    u = curve.u_peak
+    msh = u.function_space.mesh
+    Q = dolfinx.fem.functionspace(msh, ("DG", 0))
+    n = msh.topology.index_map(3).size_local
+    cell_fields = []
+    for name in ("secant_modulus", "yield_index", "von_mises", "sed"):
+        f = dolfinx.fem.Function(Q, name=name)
+        f.x.array[:n] = curve.fields[name]
+        f.x.scatter_forward()
+        cell_fields.append(f)
+    path = Path(path).with_suffix(".pvd")
+    with dolfinx.io.VTKFile(comm, str(path), "w") as vtk:
+        vtk.write_function([u, *cell_fields], 0.0)
+    return path
+
+
+def nonlinear_strength(msh, modulus_cells, fraction_cells, extent, pins, voxel_spacing,
+                       poisson, test, options, outdir=None, comm=None, log=print,
+                       linear_rtol=1e-8) -> dict:
+    """Run the nonlinear compression test of a voxel mesh and summarise it.
+
+    options : the case's [analysis] table (yield_compression, yield_tension, post_yield,
+        strain_max, steps); extent : (3,) specimen edges, mm; pins as fem.solve.loadcases
+    Writes ``curve.csv``, ``curve.png`` and ``peak.pvd`` into ``outdir`` (unless None).
+    Returns the summary (same on every rank).
+    """
+    from fem.solve.nonlinear import TissueYield, compression_curve
+
+    comm = comm or msh.comm
+    tissue = TissueYield(options.yield_compression, options.yield_tension, options.post_yield)
+    curve = compression_curve(msh, modulus_cells, poisson, test, extent[2], pins, voxel_spacing,
+                              tissue, options.strain_max, options.steps, fraction_cells,
+                              linear_rtol=linear_rtol,
+                              log=log if comm.rank == 0 else (lambda *a: None))
+    area = float(extent[0] * extent[1])
+    summary = summarise(curve, area)
+    summary["tissue"] = {"yield_compression": tissue.yield_compression,
+                         "yield_tension": tissue.yield_tension, "post_yield": tissue.post_yield}
+    if outdir is not None:
+        outdir = Path(outdir)
+        if comm.rank == 0:
+            outdir.mkdir(parents=True, exist_ok=True)
+            write_curve_csv(outdir / "curve.csv", curve, area)
+            plot_curve(outdir / "curve.png", curve, area, summary)
+        comm.barrier()
+        if curve.fields:
+            summary["fields"] = write_peak_fields(outdir / "peak.pvd", curve, comm).name
+        summary["curve"] = "curve.csv"
+    return summary

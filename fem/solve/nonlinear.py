@@ -124,7 +124,7 @@ def _stress_fields(eps, modulus, poisson):
 def compression_curve(msh, modulus_cells, poisson, test, height, pins, voxel_spacing,
                       tissue: TissueYield | None = None, strain_max=-0.03, steps=20,
                       fraction_cells=None, rtol=1e-5, max_iterations=2000, secant_tol=1e-3,
-                      max_secant=40, drop=0.1, log=lambda *a: None) -> CurveResult:
+                      max_secant=40, drop=0.1, linear_rtol=1e-8, log=lambda *a: None) -> CurveResult:
     """Load a voxel specimen along z past its peak and return the load-displacement curve.
 
     Parameters
@@ -138,7 +138,8 @@ def compression_curve(msh, modulus_cells, poisson, test, height, pins, voxel_spa
         whose secant iteration does not settle)
     fraction_cells : (n_local_cells,) bone volume fraction per element (weights the
         yielded volume); ones if None
-    rtol : CG tolerance of each inner solve (warm started)
+    rtol : CG tolerance of each secant iteration's solve (warm started)
+    linear_rtol : CG tolerance of the first, linear solve
     secant_tol : the iteration stops when the reaction changes by less than this
         (relative) and no secant factor changes by more than 10 x this
     drop : stop once the force has fallen this fraction below its peak
@@ -190,8 +191,11 @@ def compression_curve(msh, modulus_cells, poisson, test, height, pins, voxel_spa
         return comm.allreduce(float(volume[r > 1.0].sum()), op=MPI.SUM) / total_volume
 
     try:
-        # Elastic part: one linear solve, scaled to the first yield.
+        # Elastic part: one linear solve (at the linear solver's tolerance: it is the
+        # linear part of the curve), scaled to the first yield.
+        ksp.setTolerances(rtol=min(rtol, linear_rtol))
         u_ref, its = solve_ref(np.ones_like(E0))
+        ksp.setTolerances(rtol=rtol)
         r_ref = yield_index(centre_strains(u_ref, cells, voxel_spacing), tissue)
         r_max = comm.allreduce(float(r_ref.max(initial=0.0)), op=MPI.MAX)
         if not r_max > 0:
