@@ -120,6 +120,8 @@ class Analysis:
     strain_max: float = _f(-0.03, "last apparent strain of the nonlinear test (negative = compression)",
                            gt=-0.5, lt=0.5, nonzero=True)
     steps: int = _f(15, "load steps of the nonlinear test after the first yield", gt=0)
+    geometry: str = _f("small", "small (small strain, matrix-free multigrid) or large (large deformation, "
+                       "DOLFINx Newton with LU: small models only)", choices=("small", "large"))
 
 
 @dataclass

@@ -66,19 +66,20 @@ def test_linear_part_of_curve_equals_linear_solve(case_factory):
 
 # --- linear buckling of a voxel column ---------------------------------------------
 
-def column_buckling_load(n: int, slenderness: int, brace=False) -> tuple[float, float]:
-    """Buckling load (N) of a square n x n voxel column of edge 0.2 mm and length
-    slenderness x edge, with knife-edge (pinned) ends along y, and Euler's load."""
+def column(n: int, slenderness: int, brace=False, imperfection=0.0):
+    """A square n x n voxel column of edge 0.2 mm and length slenderness x edge, pinned
+    (knife edges along y through x = a/2) at both ends, optionally braced sideways at
+    mid-height; nodes moved by ``imperfection`` x L x (sin(pi z/L) + sin(2 pi z/L)) along x.
+
+    Returns ``(msh, boundary, euler)``: ``boundary(strain, V) -> (bcs, owned top z DOFs)``
+    and Euler's load pi^2 E I / L^2 (N).
+    """
     import dolfinx.fem
-    import dolfinx.fem.petsc
-    import dolfinx.la
     import dolfinx.mesh
-    import ufl
     from mpi4py import MPI
     from petsc4py import PETSc
 
     from fem.mesh.voxel import create_dolfinx_mesh, voxel_grid
-    from fem.solve.buckling import _sigma, buckling_factors
 
     comm = MPI.COMM_WORLD
     h = 0.2 / n
@@ -86,26 +87,48 @@ def column_buckling_load(n: int, slenderness: int, brace=False) -> tuple[float, 
     grid = voxel_grid(np.ones((n, n, slenderness * n), bool), (h,) * 3) if comm.rank == 0 else None
     msh, _ = create_dolfinx_mesh(comm, grid)
     msh.topology.create_connectivity(0, 3)
-    V = dolfinx.fem.functionspace(msh, ("Lagrange", 1, (3,)))
-    Emod = dolfinx.fem.Function(dolfinx.fem.functionspace(msh, ("DG", 0)))
-    Emod.x.array[:] = E
+    x = msh.geometry.x
+    x[:, 0] += imperfection * L * (np.sin(np.pi * x[:, 2] / L) + np.sin(2 * np.pi * x[:, 2] / L))
     tol = 1e-6 * L
 
     def nodes(z, y0=False):          # the line x = a/2 at height z (or its node at y = 0)
-        return dolfinx.mesh.locate_entities(msh, 0, lambda x: (abs(x[0] - a / 2) < tol) & (abs(x[2] - z) < tol)
+        return dolfinx.mesh.locate_entities(msh, 0, lambda x: (abs(x[0] - a / 2) < h / 4) & (abs(x[2] - z) < tol)
                                             & ((abs(x[1]) < tol) if y0 else True))
-    bcs = []
 
-    def fix(c, verts, value=0.0):
-        dofs = dolfinx.fem.locate_dofs_topological(V.sub(c), 0, verts)
-        bcs.append(dolfinx.fem.dirichletbc(PETSc.ScalarType(value), dofs, V.sub(c)))
-        return dofs
+    def boundary(strain, V):
+        bcs = []
 
-    fix(0, nodes(0)), fix(2, nodes(0)), fix(1, nodes(0, True))
-    fix(0, nodes(L)), fix(1, nodes(L, True))
-    top = fix(2, nodes(L), -1e-3 * L)
-    if brace:                        # a horizontal strut at mid-height: no sideways motion
-        fix(0, nodes(L / 2)), fix(1, nodes(L / 2))
+        def fix(c, verts, value=0.0):
+            dofs = dolfinx.fem.locate_dofs_topological(V.sub(c), 0, verts)
+            bcs.append(dolfinx.fem.dirichletbc(PETSc.ScalarType(value), dofs, V.sub(c)))
+            return dofs
+
+        fix(0, nodes(0)), fix(2, nodes(0)), fix(1, nodes(0, True))
+        fix(0, nodes(L)), fix(1, nodes(L, True))
+        top = fix(2, nodes(L), strain * L)
+        if brace:                    # a horizontal strut at mid-height: no sideways motion
+            fix(0, nodes(L / 2)), fix(1, nodes(L / 2))
+        return bcs, top[top < 3 * V.dofmap.index_map.size_local]
+
+    return msh, boundary, np.pi ** 2 * E * a ** 4 / 12 / L ** 2
+
+
+def column_buckling_load(n: int, slenderness: int, brace=False) -> tuple[float, float]:
+    """Linear buckling load (N) of :func:`column` and Euler's load."""
+    import dolfinx.fem
+    import dolfinx.fem.petsc
+    import dolfinx.la
+    import ufl
+    from mpi4py import MPI
+    from petsc4py import PETSc
+
+    from fem.solve.buckling import _sigma, buckling_factors
+
+    msh, boundary, euler = column(n, slenderness, brace)
+    V = dolfinx.fem.functionspace(msh, ("Lagrange", 1, (3,)))
+    Emod = dolfinx.fem.Function(dolfinx.fem.functionspace(msh, ("DG", 0)))
+    Emod.x.array[:] = E
+    bcs, top = boundary(-1e-3, V)
     u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
     dx = ufl.Measure("dx", domain=msh, metadata={"quadrature_degree": 2})
     zero = dolfinx.fem.Constant(msh, PETSc.ScalarType((0.0, 0.0, 0.0)))
@@ -115,11 +138,8 @@ def column_buckling_load(n: int, slenderness: int, brace=False) -> tuple[float, 
     uh = problem.solve()
     r = dolfinx.fem.assemble_vector(dolfinx.fem.form(ufl.inner(_sigma(uh, Emod, NU), ufl.sym(ufl.grad(v))) * dx))
     r.scatter_reverse(dolfinx.la.InsertMode.add)
-    owned = 3 * V.dofmap.index_map.size_local
-    force = comm.allreduce(float(r.array[top[top < owned]].sum()), op=MPI.SUM)
-    result = buckling_factors(uh, Emod, NU, bcs, nev=2)
-    euler = np.pi ** 2 * E * a ** 4 / 12 / L ** 2
-    return abs(force) * result.factors[0], euler
+    force = msh.comm.allreduce(float(r.array[top].sum()), op=MPI.SUM)
+    return abs(force) * buckling_factors(uh, Emod, NU, bcs, nev=2).factors[0], euler
 
 
 def test_voxel_column_buckles_at_euler_load_and_converges():
@@ -184,3 +204,24 @@ def test_nonlinear_serial_equals_mpirun_2(tmp_path):
     for name in ("curve.png", "peak.pvd"):
         assert (tmp_path / "p" / name).exists(), name
     assert json.loads((tmp_path / "p" / "result.json").read_text())["case"]["analysis"]["strength"] == "nonlinear"
+
+
+def test_large_deformation_column_carries_its_buckling_load_and_bracing_quadruples_it():
+    # An imperfect (L/10^4 in the first two modes), elastic column loaded past buckling
+    # with geometric nonlinearity: the force levels off at the linear buckling load of the
+    # same mesh (2 voxels across: 1.12 P_Euler), braced or not.
+    from fem.solve.large_deformation import compression_curve_large
+    from fem.solve.nonlinear import TissueYield
+
+    elastic = TissueYield(0.4, 0.4, 0.05)
+    plateau = {}
+    for brace, strain_factor in ((False, 3), (True, 6)):
+        msh, boundary, euler = column(2, 15, brace, imperfection=1e-4)
+        eps_euler = euler / (E * 0.2 ** 2)
+        curve = compression_curve_large(msh, np.full(msh.topology.index_map(3).size_local, E), NU,
+                                        boundary, -strain_factor * eps_euler, steps=8, tissue=elastic)
+        assert curve.yielded.max() == 0.0
+        plateau[brace] = np.abs(curve.force).max()
+        linear, _ = column_buckling_load(2, 15, brace)
+        assert plateau[brace] == pytest.approx(linear, rel=0.02)
+    assert 3.6 < plateau[True] / plateau[False] < 4.1

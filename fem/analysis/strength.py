@@ -124,6 +124,8 @@ def write_peak_fields(path, curve, comm) -> Path:
     n = msh.topology.index_map(3).size_local
     cell_fields = []
     for name in ("secant_modulus", "yield_index", "von_mises", "sed"):
+        if name not in curve.fields:
+            continue
         f = dolfinx.fem.Function(Q, name=name)
         f.x.array[:n] = curve.fields[name]
         f.x.scatter_forward()
@@ -141,19 +143,30 @@ def nonlinear_strength(msh, modulus_cells, fraction_cells, extent, pins, voxel_s
 
     options : the case's [analysis] table (yield_compression, yield_tension, post_yield,
         strain_max, steps); extent : (3,) specimen edges, mm; pins as fem.solve.loadcases
+    With ``options.geometry == "large"`` the large-deformation reference implementation
+    (fem.solve.large_deformation) runs instead of the small-strain matrix-free one.
     Writes ``curve.csv``, ``curve.png`` and ``peak.pvd`` into ``outdir`` (unless None).
     Returns the summary (same on every rank).
     """
     from fem.solve.nonlinear import TissueYield, compression_curve
 
     comm = comm or msh.comm
+    say = log if comm.rank == 0 else (lambda *a: None)
     tissue = TissueYield(options.yield_compression, options.yield_tension, options.post_yield)
-    curve = compression_curve(msh, modulus_cells, poisson, test, extent[2], pins, voxel_spacing,
-                              tissue, options.strain_max, options.steps, fraction_cells,
-                              linear_rtol=linear_rtol,
-                              log=log if comm.rank == 0 else (lambda *a: None))
+    if options.geometry == "large":
+        from fem.solve.large_deformation import compression_curve_large
+        from fem.solve.loadcases import boundary_conditions
+
+        curve = compression_curve_large(
+            msh, modulus_cells, poisson, lambda s, V: boundary_conditions(V, test, s, extent[2], pins),
+            options.strain_max, options.steps, tissue, fraction_cells, log=say)
+    else:
+        curve = compression_curve(msh, modulus_cells, poisson, test, extent[2], pins, voxel_spacing,
+                                  tissue, options.strain_max, options.steps, fraction_cells,
+                                  linear_rtol=linear_rtol, log=say)
     area = float(extent[0] * extent[1])
     summary = summarise(curve, area)
+    summary["geometry"] = options.geometry
     summary["tissue"] = {"yield_compression": tissue.yield_compression,
                          "yield_tension": tissue.yield_tension, "post_yield": tissue.post_yield}
     if outdir is not None:
