@@ -201,8 +201,13 @@ def test_nonlinear_serial_equals_mpirun_2(tmp_path):
     assert curve.shape[0] == s["points"]
     # the CSV holds 6 significant digits
     assert np.abs(curve[:, 1]).max() == pytest.approx(s["ultimate_load_N"], rel=1e-5)
-    for name in ("curve.png", "peak.pvd"):
-        assert (tmp_path / "p" / name).exists(), name
+    assert (tmp_path / "p" / "curve.png").exists()
+    from fem.report.view import load_fields
+
+    peak = load_fields(tmp_path / "p" / "peak.pvd")            # what bonefem view opens
+    assert {"displacement", "yield_index", "von_mises", "secant_modulus"} <= set(peak.array_names)
+    yielded = peak["yield_index"] > 1
+    assert yielded.mean() == pytest.approx(p["yielded_fraction_at_ultimate"], abs=0.05)
     assert json.loads((tmp_path / "p" / "result.json").read_text())["case"]["analysis"]["strength"] == "nonlinear"
 
 

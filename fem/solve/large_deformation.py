@@ -26,7 +26,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from fem.errors import SolverError
-from fem.solve.nonlinear import CurveResult, TissueYield, secant_factor, yield_index
+from fem.solve.nonlinear import CurveResult, TissueYield, stress_fields, secant_factor, yield_index
 
 
 def _green_lagrange(u):
@@ -149,7 +149,9 @@ def compression_curve_large(msh, modulus_cells, poisson, boundary, strain_max, s
             f"{it} secant, {total} Newton iterations")
         if abs(F) > peak:
             peak = abs(F)
-            fields = {"yield_index": r.copy(), "secant_modulus": E0 * factor}
+            # (second Piola-Kirchhoff) von Mises stress and energy density of the centre strain
+            vm, sed = stress_fields(strain_fn.x.array.reshape(-1, 3, 3)[:n], E0 * factor, nu)
+            fields = {"yield_index": r.copy(), "secant_modulus": E0 * factor, "von_mises": vm, "sed": sed}
             u_peak = u.x.array.copy()
         elif abs(F) < (1 - drop) * peak:
             break
