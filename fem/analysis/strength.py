@@ -60,7 +60,7 @@ def summarise(curve, area: float, modulus: float | None = None, offset=0.002) ->
         "offset": offset,
         "points": int(len(strain)),
         "secant_iterations": int(np.sum(curve.iterations)),
-        "cg_iterations": int(np.sum(curve.cg_iterations)),
+        "inner_iterations": int(np.sum(curve.inner_iterations)),
         "seconds": round(float(curve.seconds), 3),
     }
 
@@ -71,9 +71,9 @@ def write_curve_csv(path, curve, area: float) -> Path:
     with path.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["apparent_strain", "force_N", "apparent_stress_MPa", "yielded_fraction",
-                    "secant_iterations", "cg_iterations"])
+                    "secant_iterations", "inner_iterations"])
         for row in zip(curve.strain, curve.force, np.asarray(curve.force) / area, curve.yielded,
-                       curve.iterations, curve.cg_iterations):
+                       curve.iterations, curve.inner_iterations):
             w.writerow([f"{row[0]:.6g}", f"{row[1]:.6g}", f"{row[2]:.6g}", f"{row[3]:.6g}",
                         int(row[4]), int(row[5])])
     return path

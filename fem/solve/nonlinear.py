@@ -64,7 +64,7 @@ class CurveResult:
     strain : (n,) applied apparent strain along z (signed), first point 0
     force : (n,) reaction force on the top face, N (signed, negative in compression)
     yielded : (n,) volume fraction of the bone with yield index > 1 at each point
-    iterations : (n,) secant iterations of each point; cg_iterations: (n,) CG iterations
+    iterations : (n,) secant iterations of each point; inner_iterations: (n,) CG iterations (small strain) or Newton iterations (large deformation)
     peak_index : index of the ultimate load (largest |force|)
     peaked : True if the force fell after the peak (a true maximum, not the end point)
     """
@@ -73,7 +73,7 @@ class CurveResult:
     force: np.ndarray
     yielded: np.ndarray
     iterations: np.ndarray
-    cg_iterations: np.ndarray
+    inner_iterations: np.ndarray
     peak_index: int
     peaked: bool
     seconds: float
