@@ -41,7 +41,7 @@ def lhdl_mask(k: int, threshold=63.0):
     return mask, (VOXEL * k,) * 3
 
 
-def run(k: int, repeat: int, steps: int, strain_max: float, comm, log, anderson=4) -> dict:
+def run(k: int, repeat: int, steps: int, strain_max: float, comm, log) -> dict:
     from fem.mesh.voxel import create_dolfinx_mesh, voxel_grid
     from fem.solve.elasticity import solve_compression
     from fem.solve.loadcases import pin_points
@@ -67,11 +67,11 @@ def run(k: int, repeat: int, steps: int, strain_max: float, comm, log, anderson=
         lin.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         curve = compression_curve(msh, E, 0.3, "uniaxial", extent[2], pins, spacing,
-                                  strain_max=strain_max, steps=steps, anderson=anderson, log=log)
+                                  strain_max=strain_max, steps=steps, log=log)
         comm.barrier()
         nl.append(time.perf_counter() - t0)
         out = summarise(curve, extent[0] * extent[1])
-    out.update({"k": k, "anderson": anderson, "extent_mm": [float(e) for e in extent], "voxel_mm": spacing[0], "bv_tv": bvtv, "dofs": sol.dofs,
+    out.update({"k": k, "extent_mm": [float(e) for e in extent], "voxel_mm": spacing[0], "bv_tv": bvtv, "dofs": sol.dofs,
                 "linear_cg_iterations": sol.stats.iterations,
                 "linear_s": lin, "nonlinear_s": nl,
                 "linear_median_s": statistics.median(lin), "nonlinear_median_s": statistics.median(nl),
@@ -108,8 +108,6 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--strain-max", type=float, default=-0.025)
     p.add_argument("-v", action="store_true", help="print every load step")
-    p.add_argument("--anderson", type=int, nargs="+", default=[4],
-                   help="Anderson depths to compare (0: plain secant iteration)")
     p.add_argument("--plot", type=Path, help="PNG of the apparent stress-strain curves")
     p.add_argument("-o", type=Path)
     args = p.parse_args(argv)
@@ -117,15 +115,14 @@ def main(argv=None):
     say = print if comm.rank == 0 else (lambda *a: None)
     rows = []
     for k in args.k:
-        for depth in args.anderson:
-            r = run(k, args.repeat, args.steps, args.strain_max, comm, say if args.v else (lambda *a: None), depth)
-            rows.append(r)
-            say(f"k={k} anderson {depth}: {r['dofs']} DOF BV/TV {r['bv_tv']:.3f}: linear {r['linear_median_s']:.2f} s "
-                f"({r['linear_cg_iterations']} CG), nonlinear {r['nonlinear_median_s']:.2f} s "
-                f"({r['points']} points, {r['secant_iterations']} secant, {r['inner_iterations']} CG), "
-                f"ratio {r['ratio']:.1f}; ultimate {r['ultimate_load_N']:.2f} N at "
-                f"{100 * r['strain_at_ultimate']:.2f} % (peak {r['peak_reached']}), offset yield "
-                f"{r['offset_yield_stress_MPa']} MPa, yielded at peak {r['yielded_fraction_at_ultimate']:.3f}")
+        r = run(k, args.repeat, args.steps, args.strain_max, comm, say if args.v else (lambda *a: None))
+        rows.append(r)
+        say(f"k={k}: {r['dofs']} DOF BV/TV {r['bv_tv']:.3f}: linear {r['linear_median_s']:.2f} s "
+            f"({r['linear_cg_iterations']} CG), nonlinear {r['nonlinear_median_s']:.2f} s "
+            f"({r['points']} points, {r['secant_iterations']} secant, {r['inner_iterations']} CG), "
+            f"ratio {r['ratio']:.1f}; ultimate {r['ultimate_load_N']:.2f} N at "
+            f"{100 * r['strain_at_ultimate']:.2f} % (peak {r['peak_reached']}), offset yield "
+            f"{r['offset_yield_stress_MPa']} MPa, yielded at peak {r['yielded_fraction_at_ultimate']:.3f}")
     if args.plot and comm.rank == 0:
         plot(rows, args.plot)
     if args.o and comm.rank == 0:

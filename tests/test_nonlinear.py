@@ -230,3 +230,15 @@ def test_large_deformation_column_carries_its_buckling_load_and_bracing_quadrupl
         linear, _ = column_buckling_load(2, 15, brace)
         assert plateau[brace] == pytest.approx(linear, rel=0.02)
     assert 3.6 < plateau[True] / plateau[False] < 4.1
+
+
+def test_bad_analysis_keys_name_the_key(tmp_path):
+    from fem.case import case_from_dict
+    from fem.errors import CaseError
+
+    with pytest.raises(CaseError, match=r"\[analysis.strength\] expected one of 'pistoia', 'nonlinear'"):
+        case_from_dict({"specimen": {"synthetic": {}}, "analysis": {"strength": "plastic"}}, source="c.toml")
+    mesh = tmp_path / "m.msh"
+    mesh.write_text("")
+    with pytest.raises(CaseError, match=r"c.toml: \[analysis.strength\] the nonlinear analysis needs a voxel"):
+        case_from_dict({"specimen": {"image": str(mesh)}, "analysis": {"strength": "nonlinear"}}, source="c.toml")

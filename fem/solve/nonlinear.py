@@ -121,46 +121,10 @@ def stress_fields(eps, modulus, poisson):
     return vm, sed
 
 
-_TRACE = False
-
-
-class Anderson:
-    """Anderson acceleration of a fixed-point iteration x = G(x) on distributed arrays.
-
-    Type II (Walker & Ni 2011, SIAM J Numer Anal 49:1715): with residuals f_i = G(x_i) - x_i
-    of the last ``depth`` + 1 iterates, gamma minimises ||f_k - dF gamma|| and
-    x_{k+1} = G(x_k) - dG gamma. The secant iteration converges only linearly (load
-    redistributes from yielded elements a little per iteration); this cuts its iterations
-    (docs/nonlinear.md). Iterates are clipped to [lower, upper].
-    """
-
-    def __init__(self, comm, depth, lower, upper):
-        self.comm, self.depth, self.lower, self.upper = comm, depth, lower, upper
-        self.x, self.g = [], []
-
-    def next(self, x, g):
-        self.x.append(x.copy())
-        self.g.append(g.copy())
-        if len(self.x) > self.depth + 1:
-            self.x.pop(0)
-            self.g.pop(0)
-        if len(self.x) < 2:
-            return g
-        f = [gi - xi for gi, xi in zip(self.g, self.x)]
-        dF = np.array([b - a for a, b in zip(f[:-1], f[1:])])              # (m, n)
-        dG = np.array([b - a for a, b in zip(self.g[:-1], self.g[1:])])
-        gram = self.comm.allreduce(dF @ dF.T, op=MPI.SUM)
-        rhs = self.comm.allreduce(dF @ f[-1], op=MPI.SUM)
-        gram += 1e-12 * np.trace(gram) * np.eye(len(gram))
-        gamma = np.linalg.lstsq(gram, rhs, rcond=None)[0]
-        return np.clip(g - gamma @ dG, self.lower, self.upper)
-
-
 def compression_curve(msh, modulus_cells, poisson, test, height, pins, voxel_spacing,
                       tissue: TissueYield | None = None, strain_max=-0.03, steps=20,
                       fraction_cells=None, rtol=1e-5, max_iterations=2000, secant_tol=1e-3,
-                      max_secant=40, drop=0.1, linear_rtol=1e-8, anderson=4,
-                      log=lambda *a: None) -> CurveResult:
+                      max_secant=40, drop=0.1, linear_rtol=1e-8, log=lambda *a: None) -> CurveResult:
     """Load a voxel specimen along z past its peak and return the load-displacement curve.
 
     Parameters
@@ -181,8 +145,6 @@ def compression_curve(msh, modulus_cells, poisson, test, height, pins, voxel_spa
         settles first; measured on real bone, the last few % of the largest factor
         change cost 2-4 more iterations a step and move the force by < 1e-3)
     drop : stop once the force has fallen this fraction below its peak
-    anderson : depth of the Anderson acceleration of the secant iteration (0: plain
-        fixed-point iteration)
     """
     import dolfinx.fem
 
@@ -265,8 +227,6 @@ def compression_curve(msh, modulus_cells, poisson, test, height, pins, voxel_spa
             # grows in proportion); saves about half the secant iterations of a step.
             f_prev = secant_factor(np.maximum(r_hist, r_last * (s_new / s)), tissue.post_yield)
             f_old, cg_total = None, 0
-            # moduli only fall within a step: between the post-yield floor and the last step's
-            mixer = Anderson(comm, anderson, lower=max(tissue.post_yield, 1e-6), upper=factor)
             for it in range(1, max_secant + 1):
                 uh.x.array[:] = u_unit * s_ref             # warm start
                 u_r, its = solve_ref(f_prev, setup=it == 1)
@@ -283,12 +243,10 @@ def compression_curve(msh, modulus_cells, poisson, test, height, pins, voxel_spa
                     f_old is not None and abs(F - f_old) <= secant_tol * abs(F)
                     and change <= 50 * secant_tol)
                 f_old = F
-                if _TRACE:
-                    log(f"   it {it}: F {F:.6f} change {change:.2e} cg {its}")
                 u_unit = u_r / s_ref
                 if settled:
                     break
-                f_prev = mixer.next(f_prev, f_new) if anderson else f_new
+                f_prev = f_new
             else:
                 if abs(ds) > abs(strain_max) / (steps * 16):
                     ds /= 2.0                                # cut back and retry the step
