@@ -123,11 +123,11 @@ def main(argv=None):
             f"ratio {r['ratio']:.1f}; ultimate {r['ultimate_load_N']:.2f} N at "
             f"{100 * r['strain_at_ultimate']:.2f} % (peak {r['peak_reached']}), offset yield "
             f"{r['offset_yield_stress_MPa']} MPa, yielded at peak {r['yielded_fraction_at_ultimate']:.3f}")
+        if args.o and comm.rank == 0:      # after every size: a stopped run keeps the rest
+            args.o.write_text(json.dumps({"machine": "2 cores shared with six engineers (noisy)",
+                                          "runs": rows}, indent=1))
     if args.plot and comm.rank == 0:
         plot(rows, args.plot)
-    if args.o and comm.rank == 0:
-        args.o.write_text(json.dumps({"machine": "2 cores shared with six engineers (noisy)",
-                                      "runs": rows}, indent=1))
 
 
 if __name__ == "__main__":
