@@ -116,6 +116,23 @@ class Pistoia:
 
 
 @dataclass
+class Analysis:
+    """Strength analysis (fem.solve.nonlinear, docs/nonlinear.md)."""
+
+    strength: str = _f("pistoia", "pistoia (linear solve, Pistoia criterion) or nonlinear (also a "
+                       "displacement-controlled tissue-yield test past the peak)",
+                       choices=("pistoia", "nonlinear"))
+    yield_compression: float = _f(0.0081, "tissue yield strain in compression (Bayraktar et al. 2004)", gt=0, lt=0.5)
+    yield_tension: float = _f(0.0033, "tissue yield strain in tension (Bayraktar et al. 2004)", gt=0, lt=0.5)
+    post_yield: float = _f(0.05, "tissue post-yield modulus as a fraction of E", ge=0, lt=1)
+    strain_max: float = _f(-0.03, "last apparent strain of the nonlinear test (negative = compression)",
+                           gt=-0.5, lt=0.5, nonzero=True)
+    steps: int = _f(15, "load steps of the nonlinear test after the first yield", gt=0)
+    geometry: str = _f("small", "small (small strain, matrix-free multigrid) or large (large deformation, "
+                       "DOLFINx Newton with LU: small models only)", choices=("small", "large"))
+
+
+@dataclass
 class Output:
     fields: bool = _f(True, "write displacement and element fields (VTK .pvd)")
 
@@ -153,6 +170,7 @@ class Case:
     load: Load = _f(Load, "boundary conditions")
     solver: Solver = _f(Solver, "linear solver")
     pistoia: Pistoia = _f(Pistoia, "strength criterion")
+    analysis: Analysis = _f(Analysis, "strength analysis: Pistoia or nonlinear")
     output: Output = _f(Output, "what to write")
     trial: Trial | None = _f(None, "run a virtual trial instead of one specimen")
     source: str = field(default="", metadata={"internal": True})
@@ -286,6 +304,11 @@ def case_from_dict(table: dict, source: str | Path = "", base_dir: str | Path = 
         if not image.exists():
             raise CaseError(source, "specimen.image", f"file not found: {image}")
         spec.image = str(image.resolve())
+        from fem.mesh.external import is_mesh_file
+
+        if case.analysis.strength == "nonlinear" and is_mesh_file(image):
+            raise CaseError(source, "analysis.strength", "the nonlinear analysis needs a voxel specimen "
+                            "(an image or a generator), not a volume mesh")
     return case
 
 

@@ -145,7 +145,9 @@ def _summary(result: dict) -> str:
         f"  Pistoia failure load {p['failure_load_N']:.3f} N (EES at {p['critical_volume_percent']:g} % "
         f"= {p['ees_at_critical_volume']:.5f})",
         f"  solver               {s['iterations']} iterations, {s['seconds']:.1f} s, {s['converged_reason']}",
-    ])
+    ] + ([] if "nonlinear" not in result else [
+        f"  nonlinear ultimate   {result['nonlinear']['ultimate_load_N']:.3f} N at strain "
+        f"{result['nonlinear']['strain_at_ultimate']:.4f} (peak reached: {result['nonlinear']['peak_reached']})"]))
 
 
 def _run(case, outdir) -> int:

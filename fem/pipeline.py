@@ -163,6 +163,15 @@ def solve_specimen(spec: Specimen | None, case: Case, outdir=None, comm=MPI.COMM
         "warnings": meta["warnings"],
     })
     timings.update(sol.timings)
+    if case.analysis.strength == "nonlinear":       # issue 16: tissue yield past the peak
+        from fem.analysis.strength import nonlinear_strength
+
+        t0 = time.perf_counter()
+        result["nonlinear"] = nonlinear_strength(
+            msh, per_cell[original, 0], per_cell[original, 1], meta["extent"], meta["pins"],
+            meta["spacing"], case.material.poisson, case.load.test, case.analysis, outdir, comm, say,
+            case.solver.rtol)
+        timings["nonlinear"] = time.perf_counter() - t0
     return finish(result, sol, case, outdir, comm, timings, t_start)
 
 

@@ -1,0 +1,134 @@
+"""Benchmark: nonlinear (tissue yield) compression past the peak vs the linear solve.
+
+Real bone: the LHDL human trabecular core (../shared/data/lhdl-3155_D_4_bc/, 19.5 um),
+Gaussian sigma 1 voxel, block-mean coarsening by k, threshold 63, largest component
+(the preparation of docs/benchmark.md / shared/data/README.md). For each k the same run
+times the linear matrix-free solve (fem.solve.elasticity.solve_compression, rtol 1e-8,
+the default) and the nonlinear curve (fem.solve.nonlinear.compression_curve) on the same
+mesh, repeated ``--repeat`` times alternately, and prints medians and their ratio.
+
+    ./bonefem exec mpirun -n 2 python3 bench/nonlinear.py --k 2 3 4 --repeat 3 -o bench/out/nonlinear.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+from mpi4py import MPI
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "lhdl-3155_D_4_bc"
+VOXEL = 0.0195
+
+
+def lhdl_mask(k: int, threshold=63.0):
+    from scipy import ndimage
+
+    from fem.specimen import islands
+    from fem.specimen.io import read_image, smooth
+
+    image, _ = read_image(DATA, VOXEL)
+    g = smooth(image, 1.0)
+    n = (np.array(g.shape) // k) * k
+    g = g[: n[0], : n[1], : n[2]].reshape(n[0] // k, k, n[1] // k, k, n[2] // k, k).mean(axis=(1, 3, 5))
+    mask, _ = islands.largest_component(g > threshold)
+    del ndimage
+    return mask, (VOXEL * k,) * 3
+
+
+def run(k: int, repeat: int, steps: int, strain_max: float, comm, log) -> dict:
+    from fem.mesh.voxel import create_dolfinx_mesh, voxel_grid
+    from fem.solve.elasticity import solve_compression
+    from fem.solve.loadcases import pin_points
+    from fem.solve.nonlinear import compression_curve
+    from fem.analysis.strength import summarise
+
+    mask, spacing = lhdl_mask(k) if comm.rank == 0 else (None, None)
+    spacing = comm.bcast(spacing)
+    grid = voxel_grid(mask, spacing) if comm.rank == 0 else None
+    meta = comm.bcast(None if grid is None else (grid.extent, pin_points(grid.points), float(mask.mean())))
+    msh, _ = create_dolfinx_mesh(comm, grid)
+    extent, pins, bvtv = meta
+    n = msh.topology.index_map(3).size_local
+    E = np.full(n, 10000.0)
+    lin, nl, out = [], [], {}
+    # warm-up (form compilation, the C kernel) outside the timings
+    solve_compression(msh, E, 0.3, "uniaxial", -0.01, extent[2], pins, voxel_spacing=spacing)
+    for _ in range(repeat):
+        comm.barrier()
+        t0 = time.perf_counter()
+        sol = solve_compression(msh, E, 0.3, "uniaxial", -0.01, extent[2], pins, voxel_spacing=spacing)
+        comm.barrier()
+        lin.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        curve = compression_curve(msh, E, 0.3, "uniaxial", extent[2], pins, spacing,
+                                  strain_max=strain_max, steps=steps, log=log)
+        comm.barrier()
+        nl.append(time.perf_counter() - t0)
+        out = summarise(curve, extent[0] * extent[1])
+    out.update({"k": k, "extent_mm": [float(e) for e in extent], "voxel_mm": spacing[0], "bv_tv": bvtv, "dofs": sol.dofs,
+                "linear_cg_iterations": sol.stats.iterations,
+                "linear_s": lin, "nonlinear_s": nl,
+                "linear_median_s": statistics.median(lin), "nonlinear_median_s": statistics.median(nl),
+                "ratio": statistics.median(nl) / statistics.median(lin), "ranks": comm.size,
+                "strain": curve.strain.tolist(), "force": curve.force.tolist()})
+    return out
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for r in rows:
+        area = r["extent_mm"][0] * r["extent_mm"][1]
+        ax.plot(100 * np.abs(r["strain"]), np.abs(r["force"]) / area, "o-", ms=3,
+                label=f"{1000 * r['voxel_mm']:.0f} um voxels, {r['dofs'] / 1e6:.2f} M DOF")
+        if r["offset_yield_strain"] is not None:
+            ax.plot(100 * r["offset_yield_strain"], r["offset_yield_stress_MPa"], "ks", ms=5)
+    ax.set_xlabel("apparent strain (%)")
+    ax.set_ylabel("apparent stress (MPa)")
+    ax.set_title("LHDL core, tissue yield (small strain); squares: 0.2 % offset yield", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--k", type=int, nargs="+", default=[3])
+    p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--strain-max", type=float, default=-0.025)
+    p.add_argument("-v", action="store_true", help="print every load step")
+    p.add_argument("--plot", type=Path, help="PNG of the apparent stress-strain curves")
+    p.add_argument("-o", type=Path)
+    args = p.parse_args(argv)
+    comm = MPI.COMM_WORLD
+    say = print if comm.rank == 0 else (lambda *a: None)
+    rows = []
+    for k in args.k:
+        r = run(k, args.repeat, args.steps, args.strain_max, comm, say if args.v else (lambda *a: None))
+        rows.append(r)
+        say(f"k={k}: {r['dofs']} DOF BV/TV {r['bv_tv']:.3f}: linear {r['linear_median_s']:.2f} s "
+            f"({r['linear_cg_iterations']} CG), nonlinear {r['nonlinear_median_s']:.2f} s "
+            f"({r['points']} points, {r['secant_iterations']} secant, {r['inner_iterations']} CG), "
+            f"ratio {r['ratio']:.1f}; ultimate {r['ultimate_load_N']:.2f} N at "
+            f"{100 * r['strain_at_ultimate']:.2f} % (peak {r['peak_reached']}), offset yield "
+            f"{r['offset_yield_stress_MPa']} MPa, yielded at peak {r['yielded_fraction_at_ultimate']:.3f}")
+        if args.o and comm.rank == 0:      # after every size: a stopped run keeps the rest
+            args.o.write_text(json.dumps({"machine": "2 cores shared with six engineers (noisy)",
+                                          "runs": rows}, indent=1))
+    if args.plot and comm.rank == 0:
+        plot(rows, args.plot)
+
+
+if __name__ == "__main__":
+    main()

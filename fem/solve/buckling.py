@@ -1,0 +1,126 @@
+"""Linear buckling analysis: the load factor at which the compressed structure loses stability.
+
+Geometric nonlinearity to first order: with the stress sigma0 of a linear solve at a
+reference load, the second variation of the potential energy gains the geometric
+(initial-stress) stiffness
+
+    K_G(du, v) = integral grad(du) sigma0 : grad(v) dx,
+
+and the structure buckles at the smallest load factor lambda > 0 for which K + lambda K_G
+is singular (Bazant & Cedolin, Stability of Structures, ch. 2). It is solved as the
+generalized symmetric eigenproblem  -K_G phi = theta K phi  (K symmetric positive definite
+with the Dirichlet rows replaced by the identity, K_G zero there) for its largest theta,
+lambda = 1 / theta, with SLEPc (Krylov-Schur, shift-and-invert through a factorisation of
+K: MUMPS, or CG + GAMG for models too large to factor).
+
+For a pinned-pinned voxel column this gives Euler's load pi^2 E I / L^2 up to the
+discretisation error of trilinear voxels in bending (tests/test_nonlinear.py). The
+buckling load of a trabecular specimen says when its struts would bow out under the
+linear load pattern; it is an upper bound of the large-deformation strength where
+imperfections and yield lower it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from mpi4py import MPI
+from petsc4py import PETSc
+
+
+@dataclass
+class BucklingResult:
+    """Load factors (ascending, > 0) of the first modes and the first mode shape.
+
+    factors : (k,) lambda: the buckling load is lambda x the reference load
+    mode : DOLFINx Function, the first buckling mode (normalised to max |u| = 1)
+    """
+
+    factors: np.ndarray
+    mode: object
+
+
+def _sigma(u, E, nu):
+    import ufl
+
+    mu = E / (2.0 * (1.0 + nu))
+    lmbda = E * nu / ((1.0 + nu) * (1.0 - 2.0 * nu))
+    eps = ufl.sym(ufl.grad(u))
+    return 2.0 * mu * eps + lmbda * ufl.tr(eps) * ufl.Identity(len(u))
+
+
+def buckling_factors(u0, E, nu, bcs, nev=3, direct=True) -> BucklingResult:
+    """Buckling load factors of the prestress of the displacement ``u0``.
+
+    u0 : DOLFINx Function (P1 vector), the linear solution at the reference load
+    E : DOLFINx Function (DG0) or Constant, Young's modulus, MPa; nu : Poisson ratio
+    bcs : the DirichletBCs of that solve (their values are irrelevant: the buckling
+        mode is a perturbation with zero prescribed displacement)
+    nev : number of modes wanted
+    direct : factor K with MUMPS (exact shift-and-invert); False: CG + GAMG at rtol 1e-10
+    """
+    import dolfinx.fem
+    import dolfinx.fem.petsc
+    import ufl
+    from slepc4py import SLEPc
+
+    V = u0.function_space
+    msh = V.mesh
+    comm = msh.comm
+    du, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+    dx = ufl.Measure("dx", domain=msh, metadata={"quadrature_degree": 2})
+    nu_c = dolfinx.fem.Constant(msh, PETSc.ScalarType(nu))
+    a = dolfinx.fem.form(ufl.inner(_sigma(du, E, nu_c), ufl.sym(ufl.grad(v))) * dx)
+    sig0 = _sigma(u0, E, nu_c)
+    # minus the geometric stiffness: positive where the prestress is compressive
+    kg = dolfinx.fem.form(-ufl.inner(ufl.dot(ufl.grad(du), sig0), ufl.grad(v)) * dx)
+    K = dolfinx.fem.petsc.assemble_matrix(a, bcs=bcs)
+    K.assemble()
+    B = dolfinx.fem.petsc.assemble_matrix(kg, bcs=bcs, diagonal=0.0)
+    B.assemble()
+
+    eps = SLEPc.EPS().create(comm)
+    eps.setOperators(B, K)
+    eps.setProblemType(SLEPc.EPS.ProblemType.GHEP)
+    eps.setDimensions(nev=nev)
+    eps.setWhichEigenpairs(SLEPc.EPS.Which.LARGEST_REAL)
+    eps.setTolerances(1e-10, 500)
+    st = eps.getST()
+    st.setType(SLEPc.ST.Type.SHIFT)     # theta of K^-1 B: no shift, K is the SPD "mass"
+    ksp = st.getKSP()
+    if direct:
+        ksp.setType("preonly")
+        ksp.getPC().setType("cholesky")
+        ksp.getPC().setFactorSolverType("mumps")
+    else:
+        from fem.solve.solver import rigid_body_modes
+
+        K.setNearNullSpace(rigid_body_modes(V))
+        ksp.setType("cg")
+        ksp.getPC().setType("gamg")
+        ksp.setTolerances(rtol=1e-10)
+    eps.solve()
+    n = eps.getConverged()
+    thetas, vecs = [], []
+    vr = K.createVecRight()
+    for i in range(n):
+        theta = eps.getEigenpair(i, vr).real
+        if theta > 0:
+            thetas.append(theta)
+            vecs.append(vr.copy())
+    if not thetas:
+        from fem.errors import SolverError
+
+        raise SolverError("the buckling analysis found no positive load factor "
+                          f"({n} eigenpairs converged): the reference load puts nothing in compression")
+    order = np.argsort(thetas)[::-1]
+    mode = dolfinx.fem.Function(V, name="buckling_mode")
+    vecs[order[0]].copy(mode.x.petsc_vec)
+    mode.x.scatter_forward()
+    peak = comm.allreduce(float(np.abs(mode.x.array).max(initial=0.0)), op=MPI.MAX)
+    if peak > 0:
+        mode.x.array[:] /= peak
+    for obj in [eps, K, B, vr, *vecs]:
+        obj.destroy()
+    return BucklingResult(1.0 / np.array(thetas)[order], mode)
