@@ -42,7 +42,8 @@ def lhdl_mask(k: int, threshold=63.0):
 
 
 def run(k: int, repeat: int, steps: int, strain_max: float, comm, log) -> dict:
-    from fem.mesh.voxel import create_dolfinx_mesh, voxel_grid
+    from fem.mesh.distribute import create_dolfinx_mesh
+    from fem.mesh.voxel import voxel_grid
     from fem.solve.elasticity import solve_compression
     from fem.solve.loadcases import pin_points
     from fem.solve.nonlinear import compression_curve
@@ -52,7 +53,7 @@ def run(k: int, repeat: int, steps: int, strain_max: float, comm, log) -> dict:
     spacing = comm.bcast(spacing)
     grid = voxel_grid(mask, spacing) if comm.rank == 0 else None
     meta = comm.bcast(None if grid is None else (grid.extent, pin_points(grid.points), float(mask.mean())))
-    msh, _ = create_dolfinx_mesh(comm, grid)
+    msh, _ = create_dolfinx_mesh(comm, *((grid.points, grid.cells) if grid is not None else (None, None)))
     extent, pins, bvtv = meta
     n = msh.topology.index_map(3).size_local
     E = np.full(n, 10000.0)

@@ -304,8 +304,6 @@ def case_from_dict(table: dict, source: str | Path = "", base_dir: str | Path = 
         if not image.exists():
             raise CaseError(source, "specimen.image", f"file not found: {image}")
         spec.image = str(image.resolve())
-        from fem.mesh.external import is_mesh_file
-
         if case.analysis.strength == "nonlinear" and is_mesh_file(image):
             raise CaseError(source, "analysis.strength", "the nonlinear analysis needs a voxel specimen "
                             "(an image or a generator), not a volume mesh")

@@ -79,13 +79,14 @@ def column(n: int, slenderness: int, brace=False, imperfection=0.0):
     from mpi4py import MPI
     from petsc4py import PETSc
 
-    from fem.mesh.voxel import create_dolfinx_mesh, voxel_grid
+    from fem.mesh.distribute import create_dolfinx_mesh
+    from fem.mesh.voxel import voxel_grid
 
     comm = MPI.COMM_WORLD
     h = 0.2 / n
     a, L = n * h, slenderness * n * h
     grid = voxel_grid(np.ones((n, n, slenderness * n), bool), (h,) * 3) if comm.rank == 0 else None
-    msh, _ = create_dolfinx_mesh(comm, grid)
+    msh, _ = create_dolfinx_mesh(comm, *((grid.points, grid.cells) if grid is not None else (None, None)))
     msh.topology.create_connectivity(0, 3)
     x = msh.geometry.x
     x[:, 0] += imperfection * L * (np.sin(np.pi * x[:, 2] / L) + np.sin(2 * np.pi * x[:, 2] / L))
