@@ -136,7 +136,7 @@ def solve_compression(msh, modulus_cells: np.ndarray, poisson: float, test: str,
     test : "uniaxial" or "axial" (see fem.solve.loadcases)
     strain : apparent strain along z (negative = compression)
     pins : (2, 3) pin coordinates for "uniaxial" (fem.solve.loadcases.pin_points)
-    preset : solver, a key of fem.solve.solver.PRESETS; None = the default:
+    preset : solver: "matfree" or a key of fem.solve.solver.PRESETS; None = the default:
         "matfree" (matrix-free voxel operator + geometric multigrid) on a voxel mesh,
         "fast" (assembled, GAMG) on any other mesh; "demo" = the DOLFINx elasticity
         demo's GAMG, the benchmark baseline
@@ -163,7 +163,7 @@ def solve_compression(msh, modulus_cells: np.ndarray, poisson: float, test: str,
         except SolverError as err:
             # A breakdown of the multigrid preconditioner (not slow convergence) falls
             # back to the assembled solver, so one odd specimen does not stop a trial.
-            if getattr(err, "reason", "") not in BREAKDOWNS:
+            if err.reason not in BREAKDOWNS:
                 raise
             uh.x.array[:] = 0.0
             system = assemble_system(msh, modulus_cells, poisson, test, strain, height, pins)
@@ -253,7 +253,7 @@ def _solve_assembled(system: System, uh, rtol, max_iterations, preset) -> solver
     except SolverError as err:
         # A breakdown of the default preconditioner (not slow convergence) gets one retry
         # with the robust smoother settings; anything else, or a second failure, is an error.
-        if preset != solver.DEFAULT_PRESET or getattr(err, "reason", "") not in BREAKDOWNS:
+        if preset != solver.DEFAULT_PRESET or err.reason not in BREAKDOWNS:
             raise
         ksp.destroy()
         uh.x.petsc_vec.set(0.0)
@@ -284,9 +284,8 @@ def _solve_matfree(system: System, uh, spacing, modulus_cells, poisson, test, pi
     except PETSc.Error as exc:
         # A failed set-up of the preconditioner, e.g. CHOLMOD refusing a singular coarsest
         # level (the same matrix on every rank, so every rank gets here): a breakdown.
-        err = SolverError(f"the multigrid preconditioner failed (PETSc error {exc.ierr})")
-        err.reason = "DIVERGED_PC_FAILED"
-        raise err from exc
+        raise SolverError(f"the multigrid preconditioner failed (PETSc error {exc.ierr})",
+                          reason="DIVERGED_PC_FAILED") from exc
     finally:
         ksp.destroy()
         b.destroy()

@@ -11,8 +11,7 @@ Above a level of one box matrix per element (level 1 by default) the same holds,
 level 2 is kept as eight weights per element too (:func:`next_coarse`); deeper levels
 have few elements and store one 24 x 24 matrix each, the sum of their children's
 P_s^T K P_s; so every level below 1 is the exact Galerkin operator of the one below
-(measured on a 0.32 M DOF specimen: 5 levels whose deeper ones used mean moduli
-instead needed 103 CG iterations, against 44 with an exact 3-level hierarchy).
+(rediscretised deeper levels cost many more CG iterations: docs/benchmark.md).
 
 Lattice ids number nodes and elements of a level z-major (``(k * NY + j) * NX + i``),
 so sorting ids sorts by z: contiguous id ranges are z slabs, which is how coarse
@@ -98,8 +97,9 @@ def galerkin_basis(child_spacing, poisson: float) -> np.ndarray:
     return np.einsum("sai,ab,sbj->sij", P, K, P)
 
 
-def _parents(cells: np.ndarray):
-    """Parent lattice cells (sorted, unique), each child's parent index and slot."""
+def parent_cells(cells: np.ndarray):
+    """The level above elements ``cells`` ((n, 3) lattice): its elements (sorted, unique,
+    (m, 3) lattice), each child's parent index (n,) and slot (n,) in 0..7."""
     parent = cells >> 1
     slot = (cells & 1) @ np.array([1, 2, 4])
     dims = parent.max(axis=0) + 2
@@ -167,7 +167,7 @@ def first_coarse(cells: np.ndarray, modulus: np.ndarray, spacing, poisson: float
     Elements with a constrained child get their exact matrix in ``extra`` either way.
     """
     spacing = np.asarray(spacing, dtype=float)
-    coarse, index, slot = _parents(cells)
+    coarse, index, slot = parent_cells(cells)
     W = np.zeros((len(coarse), 8))
     W[index, slot] = modulus
     mask = fixed.element_mask(cells)
@@ -209,9 +209,9 @@ def next_coarse(child: CoarseLevel, fixed: Constraints, chunk: int = 4096) -> Co
     Where ``child`` is weighted (K_c = sum_b w_cb basis_b) and a child touches no
     constraint, its share is sum_b w_cb (P_s^T basis_b P_s): a product of the weights with
     8 m fixed matrices, one GEMM for the whole level instead of two 24 x 24 products per
-    child (measured: 0.75 s -> 0.05 s for the 43 k children of a 1 M DOF specimen's level 1).
+    child (an order of magnitude faster).
     """
-    coarse, index, slot = _parents(child.cells)
+    coarse, index, slot = parent_cells(child.cells)
     regular = np.zeros(len(index), dtype=bool)
     if child.weights is not None:
         for start in range(0, len(index), 1 << 16):
@@ -249,25 +249,33 @@ def next_coarse(child: CoarseLevel, fixed: Constraints, chunk: int = 4096) -> Co
     return level
 
 
-def parents(ijk: np.ndarray, dims) -> tuple[np.ndarray, np.ndarray]:
-    """Trilinear interpolation from the level above to nodes ``ijk`` ((n, 3) lattice).
+def interpolation_parents(ijk: np.ndarray, coarse: CoarseLevel, chunk: int = 100_000):
+    """Trilinear interpolation from level ``coarse`` to nodes ``ijk`` ((n, 3) lattice of
+    the level below).
 
-    Returns ``(ids, w)``: (n, 8) lattice ids of the parents on the level above (node
-    lattice ``dims``, :meth:`CoarseLevel.node_ids`) in corner order and (n, 8) weights; an
-    even coordinate has one parent (weight 1), an odd one two (1/2 each), so unused
-    entries have weight 0 (and repeat a valid parent). Built per axis, (n, 2) at a time,
-    not as (n, 8, 3) arrays: this runs for every fine node.
+    Returns ``(cols, w)``: (n, 8) int32 positions in ``coarse.nodes`` of each node's parents
+    in corner order and (n, 8) weights; an even coordinate has one parent (weight 1), an
+    odd one two (1/2 each), so unused entries have weight 0 (and repeat a valid parent).
+    Built per axis, (n, 2) at a time, and ``chunk`` nodes at a time, not as (n, 8, 3)
+    arrays: this runs for every fine node.
     """
     ijk = np.asarray(ijk, dtype=np.int64)
-    lo = ijk >> 1
-    odd = (ijk & 1).astype(bool)
-    coord = lo[:, :, None] + odd[:, :, None] * np.array([0, 1])                 # (n, 3, 2)
-    wd = np.where(odd[:, :, None], 0.5, np.array([1.0, 0.0]))                   # (n, 3, 2)
-    NX, NY = int(dims[0]), int(dims[1])
-    # corner c = cx + 2 cy + 4 cz: axis order (z, y, x) in the (n, 2, 2, 2) products
-    ids = (coord[:, 2, :, None, None] * NY + coord[:, 1, None, :, None]) * NX + coord[:, 0, None, None, :]
-    w = wd[:, 2, :, None, None] * wd[:, 1, None, :, None] * wd[:, 0, None, None, :]
-    return ids.reshape(-1, 8), w.reshape(-1, 8)
+    cols = np.empty((len(ijk), 8), dtype=np.int32)
+    weights = np.empty((len(ijk), 8))
+    NX, NY = int(coarse.dims[0]), int(coarse.dims[1])
+    for start in range(0, len(ijk), chunk):
+        part = slice(start, start + chunk)
+        lo = ijk[part] >> 1
+        odd = (ijk[part] & 1).astype(bool)
+        coord = lo[:, :, None] + odd[:, :, None] * np.array([0, 1])                 # (n, 3, 2)
+        wd = np.where(odd[:, :, None], 0.5, np.array([1.0, 0.0]))                   # (n, 3, 2)
+        # corner c = cx + 2 cy + 4 cz: axis order (z, y, x) in the (n, 2, 2, 2) products
+        ids = (coord[:, 2, :, None, None] * NY + coord[:, 1, None, :, None]) * NX + coord[:, 0, None, None, :]
+        cols[part] = coarse.index_of(ids.reshape(-1, 8))
+        weights[part] = (wd[:, 2, :, None, None] * wd[:, 1, None, :, None] * wd[:, 0, None, None, :]).reshape(-1, 8)
+    if len(cols) and cols.min() < 0:
+        raise RuntimeError("multigrid: a fine node has no parent on the coarse level")
+    return cols, weights
 
 
 def boundary_dofs(ijk: np.ndarray, top: int, test: str, pins_ijk: np.ndarray | None) -> np.ndarray:
