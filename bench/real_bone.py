@@ -20,10 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +94,8 @@ def make_cases(args, out: Path) -> list[tuple[str, Path]]:
 
 
 def run(args):
+    from bench.solver import run_process
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name, path in make_cases(args, out):
@@ -107,22 +106,7 @@ def run(args):
                     continue
                 if method in args.skip and name in args.skip[method]:
                     continue
-                cmd = [sys.executable, str(ROOT / "bench" / "solver.py"), "one", str(path),
-                       "--method", method, "--repeat", str(args.repeat), "--rtol", str(args.rtol),
-                       "--json", str(out / f"{tag}.json")]
-                if ranks > 1:
-                    cmd = ["mpirun", "-n", str(ranks), *cmd]
-                t0 = time.perf_counter()
-                proc = subprocess.run(cmd, capture_output=True, text=True,
-                                      env=dict(os.environ, PYTHONPATH=str(ROOT)))
-                if proc.returncode != 0:
-                    print(f"{tag}: FAILED\n{proc.stdout[-1500:]}\n{proc.stderr[-2500:]}", flush=True)
-                    continue
-                rec = json.loads((out / f"{tag}.json").read_text())
-                print(f"{tag}: {rec['dofs']} DOF, solve {rec['solve_s']:.2f} s (set-up "
-                      f"{rec['assembly_s']:.2f} s, {rec['iterations']} it), peak "
-                      f"{max(rec['peak_rss_mb']):.0f} MiB/rank [{time.perf_counter() - t0:.0f} s wall]",
-                      flush=True)
+                run_process(tag, path, method, ranks, out / f"{tag}.json", args.repeat, args.rtol)
 
 
 def table(args) -> str:
