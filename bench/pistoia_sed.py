@@ -22,19 +22,13 @@ sys.path.insert(0, str(ROOT))
 def compare(path: Path) -> dict:
     from mpi4py import MPI
 
-    from bench.solver import POISSON, STRAIN
+    from bench.solver import POISSON, STRAIN, load_mesh
     from fem.analysis.pistoia import pistoia
-    from fem.mesh.voxel import create_dolfinx_mesh, voxel_grid
-    from fem.pipeline import Specimen
     from fem.solve.elasticity import solve_compression
     from fem.solve.loadcases import pin_points
 
     comm = MPI.COMM_WORLD
-    data = np.load(path)
-    spec = Specimen(data["mask"], tuple(data["spacing"]), 10000.0, fraction=data["fraction"].astype(float))
-    grid = voxel_grid(spec.mask, spec.spacing)
-    msh, original = create_dolfinx_mesh(comm, grid)
-    modulus = spec.element_modulus(grid)[original]
+    msh, modulus, grid = load_mesh(path, comm)
     sol = solve_compression(msh, modulus, POISSON, "uniaxial", STRAIN, grid.extent[2],
                             pin_points(grid.points), rtol=1e-10, voxel_spacing=grid.spacing)
     volume = np.concatenate(comm.allgather(sol.volume))

@@ -49,6 +49,21 @@ def make_specimen(size: float, path: Path) -> dict:
             "bone_voxels": int(spec.mask.sum())}
 
 
+def load_mesh(path: Path, comm):
+    """(msh, modulus per local cell (MPa), voxel grid) of a saved specimen; every rank reads
+    the file, rank 0 passes the cells to DOLFINx, which distributes them."""
+    import numpy as np
+
+    from fem.mesh.voxel import create_dolfinx_mesh, voxel_grid
+    from fem.pipeline import Specimen
+
+    data = np.load(path)
+    spec = Specimen(data["mask"], tuple(data["spacing"]), 10000.0, fraction=data["fraction"].astype(float))
+    grid = voxel_grid(spec.mask, spec.spacing)
+    msh, original = create_dolfinx_mesh(comm, grid if comm.rank == 0 else None)
+    return msh, spec.element_modulus(grid)[original], grid
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process, MiB (Linux ru_maxrss is in KiB)."""
     import resource

@@ -30,12 +30,14 @@ from petsc4py import PETSc
 
 from fem.solve import transfer, voxel_kernel
 from fem.solve.voxel_levels import (CoarseLevel, Constraints, boundary_dofs, element_matrices,
-                                    first_coarse, next_coarse)
+                                    first_coarse, next_coarse, node_holders)
 
 # Coarsen until the coarsest level has fewer DOF than this. Small, because the W-cycle
 # (OPTIONS) solves it 2^(levels - 1) times per iteration.
 COARSE_DOFS = 5000
 MAX_LEVELS = 10
+# Level 1 with split coarse nodes (fem.solve.coarse_pieces): docs/benchmark.md measures it
+SPLIT = True
 CHUNK = 100_000          # nodes or cells per block when building the hierarchy
 
 # PETSc options of the multigrid cycle (the operators and transfers are set by the code);
@@ -190,7 +192,7 @@ def slab_level(comm, level: CoarseLevel, fixed: Constraints) -> SlabLevel:
     offsets = np.concatenate([[0], np.searchsorted(node_k, kcut, side="left"), [len(node_k)]])
     lo, hi = offsets[rank], offsets[rank + 1]
     my = slice(bounds[rank], bounds[rank + 1])
-    corners = level.index_of(level.corner_ids()[my]).astype(np.int64)         # global node ids
+    corners = level.corner_nodes()[my].astype(np.int64)                      # global node ids
     ghosts = np.unique(corners[(corners < lo) | (corners >= hi)])
     owners = (np.searchsorted(offsets, ghosts, side="right") - 1).astype(np.int32)
     imap = dolfinx.common.IndexMap(comm, int(hi - lo), ghosts.astype(np.int64), owners)
@@ -224,7 +226,7 @@ def coarse_matrix(comm, sl: SlabLevel) -> PETSc.Mat:
     import scipy.sparse as sp
 
     level, op = sl.level, sl.op
-    corners = level.index_of(level.corner_ids()).astype(np.int64)             # all cells
+    corners = level.corner_nodes().astype(np.int64)                          # all cells
     dofs = (3 * corners[:, :, None] + np.arange(3)).reshape(-1, 24)
     Ke = element_matrices(level, np.arange(len(level.cells)))
     N = level.dofs
@@ -261,10 +263,13 @@ class VoxelMultigrid:
     exact : level 1 as the exact Galerkin product of the voxels (8 moduli per element)
         instead of rediscretised with their mean modulus; elements with a constrained
         child are exact either way
+    split : level 1 with one node copy per piece of bone in each node's support
+        (fem.solve.coarse_pieces), so that the coarse space does not tie together
+        trabeculae that do not touch
     """
 
     def __init__(self, V, spacing, modulus_cells, poisson, bcs, test, pins=None,
-                 coarse_dofs=COARSE_DOFS, max_levels=MAX_LEVELS, exact=False):
+                 coarse_dofs=COARSE_DOFS, max_levels=MAX_LEVELS, exact=False, split=SPLIT):
         comm = V.mesh.comm
         self.comm = comm
         h = np.asarray(spacing, dtype=float)
@@ -280,7 +285,7 @@ class VoxelMultigrid:
         fixed = [Constraints(top, test, pins_ijk)]
         levels = [first_coarse(np.concatenate(comm.allgather(lattice)),
                                np.concatenate(comm.allgather(np.asarray(modulus_cells, float))),
-                               h, poisson, fixed[0], exact)]
+                               h, poisson, fixed[0], exact, split)]
         while True:
             fixed.append(fixed[-1].coarser(int(levels[-1].cells[:, 2].max()) + 1))
             if levels[-1].dofs <= coarse_dofs or len(levels) >= max_levels - 1:
@@ -289,7 +294,7 @@ class VoxelMultigrid:
                 break
             if fixed[-1].pins is not None and np.array_equal(*(fixed[-1].pins >> 1)):
                 break       # the two pins would merge: the coarse problem would be singular
-            levels.append(next_coarse(levels[-1], fixed[-1]))
+            levels.append(next_coarse(levels[-1], fixed[-1], split=split))
         self.slabs = []
         for lvl, con in zip(levels, fixed[1:]):
             self.slabs.append(slab_level(comm, lvl, con))
@@ -297,8 +302,19 @@ class VoxelMultigrid:
         # Transfers: fine -> level 1 -> ... ; PETSc numbers levels from the coarsest (0).
         self._transfer_args, self._contexts, self.transfers = [], [], []
         fine_ijk, fine_bc, n_global = node_ijk[: imap.size_local], self.fine.bcs_owned, 3 * imap.size_global
+        holder = None
+        if split:     # a local voxel holding each owned fine node: its piece's parents
+            which = np.full(imap.size_local + imap.num_ghosts, -1, dtype=np.int64)
+            which[cells.ravel()] = np.repeat(np.arange(len(cells)), 8)
+            if which[: imap.size_local].min(initial=0) < 0:
+                raise RuntimeError("multigrid: an owned node outside this rank's voxels")
+            holder = lattice[which[: imap.size_local]]
         for sl in self.slabs:
-            args = (fine_ijk, fine_bc, n_global, sl.level, sl.op.n_owned, sl.bc_global)
+            args = (fine_ijk, fine_bc, n_global, sl.level, sl.op.n_owned, sl.bc_global,
+                    holder if split else None)
+            if split:
+                lo = sl.imap.local_range[0]
+                holder = node_holders(sl.level)[lo: lo + sl.imap.size_local]
             self._transfer_args.append(args)
             ctx = transfer.Transfer(comm, *args)
             self._contexts.append(ctx)

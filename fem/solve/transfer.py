@@ -33,13 +33,15 @@ class Transfer:
     n_fine_global : DOFs of the fine level on all ranks
     coarse : the coarse level (all ranks); coarse_owned : DOFs of it this rank owns
     coarse_bcs : its constrained DOFs, global numbering
+    holder : (n, 3) lattice of an element holding each fine node, where ``coarse`` has
+        split nodes (fem.solve.voxel_levels.interpolation_parents); else None
     (the arguments of :func:`interpolation_matrix`)
     """
 
     def __init__(self, comm, fine_ijk: np.ndarray, fine_bcs: np.ndarray, n_fine_global: int,
-                 coarse: CoarseLevel, coarse_owned: int, coarse_bcs: np.ndarray):
+                 coarse: CoarseLevel, coarse_owned: int, coarse_bcs: np.ndarray, holder=None):
         n = len(fine_ijk)
-        cols, _ = interpolation_parents(fine_ijk, coarse)
+        cols, _ = interpolation_parents(fine_ijk, coarse, holder)
         # corners that are not parents repeat a parent (weight 0), so every index is used;
         # a marker array instead of np.unique: no sort of 8 entries per fine node
         used = np.zeros(len(coarse.nodes), dtype=bool)
@@ -107,10 +109,10 @@ class Transfer:
 
 
 def interpolation_matrix(comm, fine_ijk, fine_bcs, n_fine_global, coarse: CoarseLevel,
-                         coarse_owned: int, coarse_bcs: np.ndarray) -> PETSc.Mat:
+                         coarse_owned: int, coarse_bcs: np.ndarray, holder=None) -> PETSc.Mat:
     """The same P as an MPIAIJ matrix (3 rows per owned fine node), for tests and P^T A P."""
     n = len(fine_ijk)
-    cols, w = interpolation_parents(fine_ijk, coarse)
+    cols, w = interpolation_parents(fine_ijk, coarse, holder)
     fine_bc = np.zeros(3 * n, dtype=bool)
     fine_bc[np.asarray(fine_bcs, dtype=np.int64)] = True
     coarse_bc = np.zeros(coarse.dofs, dtype=bool)
