@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--poisson", type=float, default=0.3, metavar="NU", help="Poisson ratio")
     s.add_argument("--test", choices=("uniaxial", "axial"), default="uniaxial")
     s.add_argument("--strain", type=float, default=-0.01, help="applied strain along z")
-    s.add_argument("--rtol", type=float, default=1e-8, help="CG relative tolerance")
+    s.add_argument("--rtol", type=float, default=1e-7, help="CG relative tolerance")
     s.add_argument("--no-fields", action="store_true", help="do not write field files")
     s.add_argument("-o", "--output", default=None, help="output folder (default results/IMAGE-NAME)")
 

@@ -123,7 +123,7 @@ def assemble_system(msh, modulus_cells, poisson, test, strain, height, pins=None
 
 
 def solve_compression(msh, modulus_cells: np.ndarray, poisson: float, test: str,
-                      strain: float, height: float, pins=None, rtol=1e-8,
+                      strain: float, height: float, pins=None, rtol=1e-7,
                       max_iterations=5000, preset: str | None = None,
                       voxel_spacing=None) -> Solution:
     """Solve one displacement-controlled compression test along z.

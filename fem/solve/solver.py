@@ -100,7 +100,7 @@ def cg_options(rtol: float, max_iterations: int) -> dict:
             "ksp_norm_type": "unpreconditioned"}
 
 
-def make_ksp(A: PETSc.Mat, V, rtol=1e-8, max_iterations=5000, preset: str | None = None) -> PETSc.KSP:
+def make_ksp(A: PETSc.Mat, V, rtol=1e-7, max_iterations=5000, preset: str | None = None) -> PETSc.KSP:
     """CG + GAMG (Chebyshev/Jacobi smoothing) on ``A`` with the rigid-body near null space.
 
     ``preset`` picks an option set of ``PRESETS`` (default ``DEFAULT_PRESET``). Options
