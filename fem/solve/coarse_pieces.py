@@ -41,21 +41,23 @@ def touching_parents(child_cells: np.ndarray, child_corners: np.ndarray | None,
     child_cells : (m, 3) lattice corners of the finer level's elements, unique (any order)
     child_corners : (m, 8) their corner nodes, or None where every lattice point is one node
     index : (m,) parent element of each child
+
+    Neighbours are found in a dense table of the children's lattice (4 bytes per lattice
+    cell), padded by one cell on every side, so a neighbour in direction d is one add and
+    one gather away.
     """
     dims = child_cells.max(axis=0, initial=0) + 3
-    ids = _lattice_ids(child_cells, dims)
-    order = np.argsort(ids)
-    if np.any(order != np.arange(len(order))):      # the voxels come in the mesh's order
-        child_cells, ids, index = child_cells[order], ids[order], index[order]
-        child_corners = None if child_corners is None else child_corners[order]
-    m = len(child_cells)
+    ids = _lattice_ids(child_cells + 1, dims)
+    table = np.full(int(np.prod(dims)), -1, dtype=np.int32)
+    table[ids] = np.arange(len(ids), dtype=np.int32)
+    index = np.asarray(index, dtype=np.int64)
     keys = []
     for d in DIRECTIONS:
-        nb = child_cells + d
-        pos = np.minimum(np.searchsorted(ids, _lattice_ids(nb, dims)), max(m - 1, 0))
-        ok = (ids[pos] == _lattice_ids(nb, dims)) & np.all(nb >= 0, axis=1)
-        ok &= index != index[pos]
-        e, f = np.flatnonzero(ok), pos[ok]
+        pos = table[ids + int(_lattice_ids(d, dims))]
+        e = np.flatnonzero(pos >= 0)
+        f = pos[e]
+        differ = index[e] != index[f]
+        e, f = e[differ], f[differ]
         if child_corners is not None:       # lattice neighbours; do they share a node copy?
             share = np.zeros(len(e), dtype=bool)
             for a, bits in enumerate(HEX_CORNERS):
@@ -63,9 +65,19 @@ def touching_parents(child_cells: np.ndarray, child_corners: np.ndarray | None,
                 if np.all((other >= 0) & (other <= 1)):
                     share |= child_corners[e, a] == child_corners[f, int(other @ np.array([1, 2, 4]))]
             e, f = e[share], f[share]
-        keys.append(np.unique(index[e].astype(np.int64) * n_parents + index[f]))
+        keys.append(np.unique(index[e] * n_parents + index[f]))
     keys = np.unique(np.concatenate(keys)) if keys else np.empty(0, np.int64)
     return np.column_stack([keys // n_parents, keys % n_parents])
+
+
+# For an offset o in {-1, 0, 1}^3 between two coarse elements (code 9 (oz+1) + 3 (oy+1) +
+# ox+1) and a corner a of the first: the same corner's number in the second, or -1.
+_SAME_CORNER = np.full((27, 8), -1, dtype=np.int64)
+for _code, _o in enumerate(np.array(list(np.ndindex(3, 3, 3)))[:, ::-1] - 1):
+    for _a, _bits in enumerate(HEX_CORNERS):
+        _other = _bits - _o
+        if np.all((_other >= 0) & (_other <= 1)):
+            _SAME_CORNER[_code, _a] = _other @ np.array([1, 2, 4])
 
 
 def corner_pieces(cells: np.ndarray, pairs: np.ndarray, dims) -> tuple[np.ndarray, np.ndarray]:
@@ -81,14 +93,11 @@ def corner_pieces(cells: np.ndarray, pairs: np.ndarray, dims) -> tuple[np.ndarra
     """
     n = len(cells)
     p1, p2 = pairs[:, 0], pairs[:, 1]
-    offset = cells[p2] - cells[p1]                  # in {-1, 0, 1}^3
-    rows, cols = [], []
-    for a, bits in enumerate(HEX_CORNERS):
-        other = bits[None, :] - offset              # the same corner seen from the neighbour
-        ok = np.all((other >= 0) & (other <= 1), axis=1)
-        rows.append(8 * p1[ok] + a)
-        cols.append(8 * p2[ok] + other[ok] @ np.array([1, 2, 4]))
-    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    o = cells[p2] - cells[p1] + 1                   # in {0, 1, 2}^3
+    same = _SAME_CORNER[(o[:, 2] * 3 + o[:, 1]) * 3 + o[:, 0]]        # (k, 8)
+    ok = same >= 0
+    rows = (8 * p1[:, None] + np.arange(8))[ok]
+    cols = (8 * p2[:, None] + same)[ok]
     graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(8 * n, 8 * n))
     _, label = connected_components(graph, directed=False)
     corner_ids = _lattice_ids(cells[:, None, :] + HEX_CORNERS[None, :, :], dims)
