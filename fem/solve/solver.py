@@ -30,17 +30,34 @@ from fem.errors import SolverError
 def rigid_body_modes(coords: np.ndarray, comm) -> PETSc.NullSpace:
     """Orthonormal basis of the six rigid-body motions of owned nodes ``coords`` ((n, 3), mm).
 
-    PETSc's MatNullSpaceCreateRigidBody on a block-size-3 vector of the coordinates: the
-    layout is that of a node-major vector field with 3 n owned entries on this rank.
-    ``comm`` is the operator's communicator, not petsc4py's default (COMM_WORLD): in a
-    batch each group of ranks solves its own job, and a COMM_WORLD object would be
-    collective with ranks that are busy elsewhere.
+    Vectors in the layout of a node-major vector field with 3 n owned entries on this
+    rank: three translations, three rotations about the centroid, then Gram-Schmidt.
+    Built here rather than with PETSc's NullSpace.createRigidBody, whose modes differed in
+    the last digit from one call to the next in the same process (measured: the GAMG
+    reaction force of one mesh solved four times varied by 2e-15), which breaks the
+    bitwise reproducibility of a resumed trial. ``comm`` is the operator's communicator,
+    not petsc4py's default (COMM_WORLD): in a batch each group of ranks solves its own
+    job, and a COMM_WORLD object would be collective with ranks that are busy elsewhere.
     """
-    x = np.ascontiguousarray(coords, dtype=PETSc.ScalarType).reshape(-1)
-    vec = PETSc.Vec().createWithArray(x, size=(len(x), PETSc.DECIDE), bsize=3, comm=comm)
-    modes = PETSc.NullSpace().createRigidBody(vec)
-    vec.destroy()
-    return modes
+    mpi = comm.tompi4py() if hasattr(comm, "tompi4py") else comm     # a PETSc or mpi4py comm
+    x = np.asarray(coords, dtype=float).reshape(-1, 3)
+    x = x - mpi.allreduce(x.sum(axis=0)) / max(mpi.allreduce(len(x)), 1)
+    vecs = []
+    for mode in range(6):
+        v = PETSc.Vec().createMPI((3 * len(x), PETSc.DECIDE), bsize=3, comm=comm)
+        a = v.getArray().reshape(-1, 3)
+        a[:] = 0.0
+        if mode < 3:
+            a[:, mode] = 1.0
+        else:
+            i, j = [(0, 1), (0, 2), (1, 2)][mode - 3]
+            a[:, i], a[:, j] = -x[:, j], x[:, i]
+        vecs.append(v)
+    for i, v in enumerate(vecs):          # Gram-Schmidt (collective dot products)
+        for w in vecs[:i]:
+            v.axpy(-v.dot(w), w)
+        v.scale(1.0 / v.norm())
+    return PETSc.NullSpace().create(vectors=vecs, comm=comm)
 
 
 # The DOLFINx elasticity demo's preconditioner: smoothed aggregation, Chebyshev/Jacobi.
