@@ -85,7 +85,7 @@ def main(path):
               f"{st / g8:.2f}x")
 
     P = mg.transfers[0]
-    Pa = mg.assembled_transfers()[0]
+    Pa = mg.transfer_matrices()[0]
     xc, yf = P.createVecRight(), P.createVecLeft()
     xc.setRandom()
     yf.setRandom()

@@ -6,8 +6,8 @@
 
 Each variant is a JSON object: keyword arguments of fem.solve.multigrid.VoxelMultigrid
 (``exact``, ``coarse_dofs``, ``max_levels``) and ``opts``, PETSc options (without the
-``bonefem_`` prefix) that override the "matfree" preset. Run one variant per process
-(options are global); the specimens come from ``bench/solver.py run``. Prints the DOF
+``bonefem_`` prefix) that override fem.solve.multigrid.OPTIONS; the specimens come
+from ``bench/solver.py run`` or ``bench/real_bone.py run``. Prints the DOF
 per level, set-up seconds (hierarchy), solve seconds (PC set-up + CG) and iterations,
 uniaxial 1 % compression, rtol 1e-8. docs/benchmark.md has the table these made.
 """

@@ -49,6 +49,21 @@ def make_specimen(size: float, path: Path) -> dict:
             "bone_voxels": int(spec.mask.sum())}
 
 
+def load_mesh(path: Path, comm):
+    """(msh, modulus per local cell (MPa), voxel grid) of a saved specimen; every rank reads
+    the file, rank 0 passes the cells to DOLFINx, which distributes them."""
+    import numpy as np
+
+    from fem.mesh.voxel import create_dolfinx_mesh, voxel_grid
+    from fem.pipeline import Specimen
+
+    data = np.load(path)
+    spec = Specimen(data["mask"], tuple(data["spacing"]), 10000.0, fraction=data["fraction"].astype(float))
+    grid = voxel_grid(spec.mask, spec.spacing)
+    msh, original = create_dolfinx_mesh(comm, grid if comm.rank == 0 else None)
+    return msh, spec.element_modulus(grid)[original], grid
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process, MiB (Linux ru_maxrss is in KiB)."""
     import resource
@@ -156,23 +171,31 @@ def run(args):
             methods = [m for m in args.methods if size <= args.max_size.get(m, 1e9)]
             for method in methods:
                 tag = f"{method}_{size:g}mm_{ranks}r"
-                cmd = [sys.executable, __file__, "one", str(spec), "--method", method,
-                       "--repeat", str(args.repeat), "--rtol", str(args.rtol),
-                       "--json", str(out / f"{tag}.json")]
+                export = None
                 if ranks == 1 and method == "demo" and size <= args.export_max:
-                    cmd += ["--export", str(out / f"system_{size:g}mm.npz")]
-                if ranks > 1:
-                    cmd = ["mpirun", "-n", str(ranks), *cmd]
-                t0 = time.perf_counter()
-                proc = subprocess.run(cmd, capture_output=True, text=True,
-                                      env=dict(os.environ, PYTHONPATH=str(ROOT)))
-                if proc.returncode != 0:
-                    print(f"{tag}: FAILED\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}", flush=True)
-                    continue
-                rec = json.loads((out / f"{tag}.json").read_text())
-                print(f"{tag}: {rec['dofs']} DOF, solve {rec['solve_s']:.2f} s "
-                      f"({rec['iterations']} it), peak {max(rec['peak_rss_mb']):.0f} MiB/rank "
-                      f"[{time.perf_counter() - t0:.0f} s wall]", flush=True)
+                    export = out / f"system_{size:g}mm.npz"
+                run_process(tag, spec, method, ranks, out / f"{tag}.json", args.repeat, args.rtol, export)
+
+
+def run_process(tag, spec: Path, method: str, ranks: int, json_path: Path, repeat: int, rtol: float,
+                export: Path | None = None) -> dict | None:
+    """Run ``one`` for a saved specimen in its own (mpirun) process; print and return its record."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "one", str(spec), "--method", method,
+           "--repeat", str(repeat), "--rtol", str(rtol), "--json", str(json_path)]
+    if export is not None:
+        cmd += ["--export", str(export)]
+    if ranks > 1:
+        cmd = ["mpirun", "-n", str(ranks), *cmd]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    if proc.returncode != 0:
+        print(f"{tag}: FAILED\n{proc.stdout[-1500:]}\n{proc.stderr[-2500:]}", flush=True)
+        return None
+    rec = json.loads(json_path.read_text())
+    print(f"{tag}: {rec['dofs']} DOF, set-up {rec['assembly_s']:.2f} s, solve {rec['solve_s']:.2f} s "
+          f"({rec['iterations']} it), peak {max(rec['peak_rss_mb']):.0f} MiB/rank "
+          f"[{time.perf_counter() - t0:.0f} s wall]", flush=True)
+    return rec
 
 
 def one(args):

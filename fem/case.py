@@ -100,7 +100,7 @@ class Load:
 
 @dataclass
 class Solver:
-    rtol: float = _f(1e-8, "relative residual tolerance of CG", gt=0, lt=1)
+    rtol: float = _f(1e-7, "relative residual tolerance of CG", gt=0, lt=1)
     max_iterations: int = _f(5000, "CG iteration limit; reaching it is an error", gt=0)
     memory_check: bool = _f(True, "refuse a model whose estimated memory exceeds the available memory")
     method: str = _f("auto", "linear solver: auto (matfree on voxel meshes, fast otherwise), "

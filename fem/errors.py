@@ -19,4 +19,11 @@ class CaseError(BonefemError):
 
 
 class SolverError(BonefemError):
-    """A linear solve that did not converge: never a result."""
+    """A linear solve that did not converge: never a result.
+
+    ``reason`` is PETSc's converged reason (e.g. "DIVERGED_ITS"), or "" if unknown.
+    """
+
+    def __init__(self, message, reason=""):
+        self.reason = reason
+        super().__init__(message)

@@ -59,14 +59,6 @@ def run_presets(*presets, mpi=0, test="uniaxial") -> dict:
     return json.loads(line[len("RESULT "):])
 
 
-def test_default_presets():
-    from fem.solve import solver
-
-    assert solver.DEFAULT_PRESET == "fast"        # assembled meshes (tetrahedra)
-    assert solver.PRESETS["fast"] != solver.PRESETS["demo"]
-    assert solver.PRESETS["matfree"]["pc_type"] == "mg"
-
-
 @pytest.mark.parametrize("test", ["uniaxial", "axial"])
 def test_fast_paths_match_assembled_baseline_serial(test):
     r = run_presets("demo", "fast", "default", test=test)
@@ -88,38 +80,107 @@ def test_fast_paths_match_assembled_baseline_two_ranks():
         assert r[method]["reaction"] == pytest.approx(serial, rel=1e-6)
 
 
-def test_presets_do_not_leak_into_each_other():
-    # The PETSc options database is global: a fast solve followed by a demo solve in
-    # the same process must not keep the fast preset's threshold, and user options win.
+def _cube_system(n=3):
+    from mpi4py import MPI
+
+    from fem.mesh.voxel import create_dolfinx_mesh, voxel_grid
+    from fem.solve.elasticity import assemble_system
+    from fem.solve.loadcases import pin_points
+
+    grid = voxel_grid(np.ones((n, n, n), bool), (0.1,) * 3)
+    msh, original = create_dolfinx_mesh(MPI.COMM_SELF, grid)
+    return assemble_system(msh, np.full(len(original), 5000.0), 0.3, "uniaxial", -0.01,
+                           grid.extent[2], pin_points(grid.points)), grid
+
+
+def _prefixed(prefix):
+    from petsc4py import PETSc
+
+    return {k[len(prefix):]: v for k, v in PETSc.Options().getAll().items() if k.startswith(prefix)}
+
+
+def test_each_solver_has_its_own_options_removed_after_its_solve():
+    # Two assembled solvers alive at once, one user override: each KSP sees its preset's
+    # options plus the user's, the user's option reaches GAMG's level smoothers (which
+    # read their options at set-up, in the solve), and nothing is left behind.
     from petsc4py import PETSc
 
     from fem.solve import solver
 
     opts = PETSc.Options()
-    name = "bonefem_pc_gamg_threshold"
-
-    class FakeSpace:  # make_ksp only needs the rigid-body modes from V
-        pass
-
-    def options_after(preset):
-        A = PETSc.Mat().createAIJ([3, 3])
-        A.setUp()
-        A.assemble()
-        orig = solver.rigid_body_modes
-        solver.rigid_body_modes = lambda V: PETSc.NullSpace().create(constant=False, vectors=[])
-        try:
-            solver.make_ksp(A, FakeSpace(), preset=preset).destroy()
-        finally:
-            solver.rigid_body_modes = orig
-        return opts.getString(name) if opts.hasName(name) else None
-
-    assert options_after("fast") == str(solver.PRESETS["fast"]["pc_gamg_threshold"])
-    assert options_after("demo") is None
-    opts[name] = 0.07
+    opts["bonefem_mg_levels_pc_type"] = "sor"
     try:
-        assert options_after("fast") == "0.07"
-        assert options_after("demo") == "0.07"
+        fast_sys, _ = _cube_system()
+        demo_sys, _ = _cube_system()
+        fast = solver.make_ksp(fast_sys.A, fast_sys.V, rtol=1e-10, preset="fast")
+        demo = solver.make_ksp(demo_sys.A, demo_sys.V, rtol=1e-10, preset="demo")
+        pf, pd = fast.getOptionsPrefix(), demo.getOptionsPrefix()
+        assert pf != pd
+        assert float(_prefixed(pf)["pc_gamg_threshold"]) == 0.02
+        assert "pc_gamg_threshold" not in _prefixed(pd)
+        for ksp, s in ((fast, fast_sys), (demo, demo_sys)):
+            x = s.A.createVecRight()
+            solver.solve(ksp, s.b, x)
+            pc = ksp.getPC()
+            assert pc.getType() == "gamg"
+            assert pc.getMGSmoother(pc.getMGLevels() - 1).getPC().getType() == "sor"
+            assert _prefixed(ksp.getOptionsPrefix()) == {}
     finally:
-        opts.delValue(name)
-    with pytest.raises(ValueError):
-        options_after("nonsense")
+        opts.delValue("bonefem_mg_levels_pc_type")
+    with pytest.raises(ValueError, match="matfree"):
+        solver.make_ksp(fast_sys.A, fast_sys.V, preset="matfree")
+
+
+def test_matrix_free_multigrid_gets_its_options_at_set_up():
+    # PCMG's own defaults differ (SOR smoothing, LU coarse solve): a cycle set up after
+    # its options were gone would show them.
+    from fem.solve import solver
+    from fem.solve.multigrid import VoxelMultigrid
+    from fem.solve.loadcases import pin_points
+
+    s, grid = _cube_system(8)
+    mg = VoxelMultigrid(s.V, grid.spacing, np.full(512, 5000.0), 0.3, s.bcs, "uniaxial",
+                        pin_points(grid.points), coarse_dofs=300)
+    ksp = mg.ksp(1e-10, 100)
+    x = s.A.createVecRight()
+    solver.solve(ksp, mg.rhs(s.bcs), x)
+    pc = ksp.getPC()
+    assert pc.getMGLevels() >= 2
+    assert pc.getMGSmoother(pc.getMGLevels() - 1).getPC().getType() == "jacobi"
+    assert pc.getMGCoarseSolve().getPC().getType() == "redundant"
+    assert _prefixed(ksp.getOptionsPrefix()) == {}
+    # the same answer as the assembled system
+    y = s.A.createVecRight()
+    ref = solver.make_ksp(s.A, s.V, rtol=1e-12, preset="demo")
+    solver.solve(ref, s.b, y)
+    assert (x - y).norm() < 1e-8 * y.norm()
+    mg.destroy()
+
+
+def test_rigid_body_modes_are_the_kernel_of_the_free_stiffness():
+    # K r = 0 for the six modes of the unconstrained stiffness (no boundary conditions),
+    # and the basis is orthonormal.
+    import dolfinx.fem.petsc
+    from mpi4py import MPI
+
+    from fem.solve import solver
+
+    s, _ = _cube_system()
+    K = dolfinx.fem.petsc.assemble_matrix(s.a)
+    K.assemble()
+    n = s.V.dofmap.index_map.size_local
+    modes = solver.rigid_body_modes(s.V.tabulate_dof_coordinates()[:n], MPI.COMM_SELF).getVecs()
+    assert len(modes) == 6
+    scale = K.norm()
+    for i, v in enumerate(modes):
+        y = K.createVecLeft()
+        K.mult(v, y)
+        assert y.norm() < 1e-12 * scale, i
+        for j, w in enumerate(modes):
+            assert v.dot(w) == pytest.approx(float(i == j), abs=1e-12)
+    # a non-rigid field is not in the kernel: the check can fail
+    v = modes[0].duplicate()
+    v.getArray()[:] = s.V.tabulate_dof_coordinates()[:n, 2].repeat(3)
+    y = K.createVecLeft()
+    K.mult(v, y)
+    assert y.norm() > 1e-3 * scale * v.norm()

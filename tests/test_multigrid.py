@@ -166,7 +166,7 @@ def test_operators_equal_assembled_and_galerkin(test, exact):
     # every coarse level is the Galerkin product of the one below (free DOFs; the
     # constrained ones are the identity in ours and zero in P^T A P)
     A = s.A
-    for depth, P in enumerate(mg.assembled_transfers()):
+    for depth, P in enumerate(mg.transfer_matrices()):
         if depth == 0 and not exact:
             A = _dense(mg.ops[1])     # level 1 by rediscretisation: the reference from here
             assert mg.slabs[1].level.weights.shape[1] == 8    # level 2: the 8-weight kernel
@@ -219,9 +219,7 @@ def test_multigrid_breakdown_falls_back_to_the_assembled_solver(monkeypatch):
                                             voxel_spacing=grid.spacing, **kw)
 
     def broken(*args, **kw):
-        err = SolverError("broke")
-        err.reason = "DIVERGED_INDEFINITE_PC"
-        raise err
+        raise SolverError("broke", reason="DIVERGED_INDEFINITE_PC")
 
     monkeypatch.setattr(elasticity, "_solve_matfree", broken)
     sol = solve()
@@ -233,7 +231,7 @@ def test_multigrid_breakdown_falls_back_to_the_assembled_solver(monkeypatch):
     # inside the solve; that is a breakdown too, not a crash
     from fem.solve import multigrid
 
-    real = multigrid.assembled
+    real = multigrid.coarse_matrix
 
     def singular(comm, sl):
         A = real(comm, sl)
@@ -241,15 +239,13 @@ def test_multigrid_breakdown_falls_back_to_the_assembled_solver(monkeypatch):
         return A
 
     monkeypatch.undo()
-    monkeypatch.setattr(multigrid, "assembled", singular)
+    monkeypatch.setattr(multigrid, "coarse_matrix", singular)
     sol = solve()
     assert "assembled GAMG after a matrix-free DIVERGED_PC_FAILED" in sol.stats.converged_reason
     assert sol.reaction_force / (0.3 * 0.3) / -0.01 == pytest.approx(8000.0, rel=1e-8)
 
     def slow(*args, **kw):
-        err = SolverError("slow")
-        err.reason = "DIVERGED_ITS"
-        raise err
+        raise SolverError("slow", reason="DIVERGED_ITS")
 
     monkeypatch.setattr(elasticity, "_solve_matfree", slow)
     with pytest.raises(SolverError, match="slow"):

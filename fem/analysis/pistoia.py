@@ -1,7 +1,9 @@
 """Pistoia failure-load criterion (Pistoia et al. 2002, Bone 30:842).
 
 Failure when ``critical_volume`` percent (2 %) of the bone volume exceeds the critical
-effective strain (0.7 %); effective strain EES = sqrt(2 SED / E) per element. Being
+effective strain (0.7 %); effective strain EES = sqrt(2 SED / E) per element, with the SED
+of the element-centre strain (fem.solve.elasticity.element_fields), as Faim and ParOSol
+compute it, the tools the criterion was calibrated against (docs/method.md). Being
 linear, the failure load is the applied load scaled by critical_strain / EES_crit,
 where EES_crit is the effective strain exceeded by exactly critical_volume percent of
 the bone volume. For a solid cube in uniaxial stress every element has EES = |strain|,

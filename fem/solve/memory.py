@@ -4,12 +4,12 @@ with numbers instead of being killed halfway (or swapping for hours)."""
 from __future__ import annotations
 
 # Bytes per DOF for the whole job (matrix with 81 nonzeros per row in 3x3 blocks, GAMG
-# hierarchy, vectors, mesh): peak RSS measured by bench/solver.py (docs/benchmark.md: 0.32 M DOF,
-# 1.2 GiB over 2 ranks, of which about 0.25 GiB per rank is the base), rounded up.
+# hierarchy, vectors, mesh): peak RSS measured by bench/solver.py (docs/benchmark.md),
+# rounded up.
 BYTES_PER_DOF = 2000.0
 # The matrix-free multigrid solver (fem.solve.multigrid): mesh, vectors, transfers and
-# coarse levels; peak RSS by bench/solver.py (docs/benchmark.md: 27.6 M DOF, 8.9 GiB on
-# one rank, 337 B per DOF with everything; 1.04 M DOF, 485 MiB), rounded up.
+# coarse levels; peak RSS by bench/solver.py and bench/real_bone.py (docs/benchmark.md),
+# rounded up.
 BYTES_PER_DOF_MATFREE = 400.0
 BYTES_PER_RANK = 300e6   # Python, DOLFINx, PETSc and MPI themselves
 

@@ -8,9 +8,7 @@ transfers (fem.solve.transfer), Chebyshev/Jacobi smoothing on every level, and a
 direct solve (CHOLMOD, else MUMPS) of the coarsest level (< 5,000 DOF). Level 1 is
 rediscretised with the mean modulus of each box's eight children (``exact=False``, the
 default) or is their exact Galerkin product (``exact=True``); deeper levels are the exact
-Galerkin products of the level below. Measured on a 1.04 M DOF vertebral specimen, one
-rank, W-cycle: exact 30 CG iterations, 6.0 s; mean 33 iterations, 4.3 s (set-up + solve).
-The memory is a few vectors, the connectivity and the parent indices of the transfers,
+Galerkin products of the level below (docs/benchmark.md measures the choices). The memory is a few vectors, the connectivity and the parent indices of the transfers,
 not a stiffness matrix and an AMG hierarchy.
 
 Parallel layout: level 0 is DOLFINx's distributed mesh and DOF numbering (so the
@@ -32,13 +30,38 @@ from petsc4py import PETSc
 
 from fem.solve import transfer, voxel_kernel
 from fem.solve.voxel_levels import (CoarseLevel, Constraints, boundary_dofs, element_matrices,
-                                    first_coarse, next_coarse)
+                                    first_coarse, next_coarse, node_holders)
 
 # Coarsen until the coarsest level has fewer DOF than this. Small, because the W-cycle
-# (fem.solve.solver PRESETS["matfree"]) solves it 2^(levels - 1) times per iteration.
+# (OPTIONS) solves it 2^(levels - 1) times per iteration.
 COARSE_DOFS = 5000
 MAX_LEVELS = 10
+# Level 1 with split coarse nodes (fem.solve.coarse_pieces): docs/benchmark.md measures it
+SPLIT = True
 CHUNK = 100_000          # nodes or cells per block when building the hierarchy
+
+# PETSc options of the multigrid cycle (the operators and transfers are set by the code);
+# the reasons and measurements behind each are in docs/benchmark.md.
+OPTIONS = {
+    "pc_type": "mg",
+    # W-cycle: each coarse level's correction is solved twice as well. On porous bone the
+    # trilinear coarse spaces are poor and a V-cycle's iterations grow with every level;
+    # the levels shrink about 4.5x each, so the W-cycle stays O(n).
+    "pc_mg_cycle_type": "w",
+    "mg_levels_ksp_type": "chebyshev",
+    "mg_levels_pc_type": "jacobi",
+    "mg_levels_ksp_max_it": 2,
+    "mg_levels_ksp_chebyshev_esteig_steps": 10,
+    # CG (Lanczos) estimates the largest eigenvalue of the SPD levels as well as GMRES,
+    # with 4 work vectors instead of 20
+    "mg_levels_esteig_ksp_type": "cg",
+    "mg_coarse_ksp_type": "preonly",
+    "mg_coarse_pc_type": "redundant",
+    "mg_coarse_redundant_pc_type": "cholesky",
+    # CHOLMOD factors the coarsest level fastest of the three available
+    "mg_coarse_redundant_pc_factor_mat_solver_type":
+        "cholmod" if PETSc.Sys.hasExternalPackage("cholmod") else "mumps",
+}
 
 
 class LevelOperator:
@@ -169,7 +192,7 @@ def slab_level(comm, level: CoarseLevel, fixed: Constraints) -> SlabLevel:
     offsets = np.concatenate([[0], np.searchsorted(node_k, kcut, side="left"), [len(node_k)]])
     lo, hi = offsets[rank], offsets[rank + 1]
     my = slice(bounds[rank], bounds[rank + 1])
-    corners = level.index_of(level.corner_ids()[my]).astype(np.int64)         # global node ids
+    corners = level.corner_nodes()[my].astype(np.int64)                      # global node ids
     ghosts = np.unique(corners[(corners < lo) | (corners >= hi)])
     owners = (np.searchsorted(offsets, ghosts, side="right") - 1).astype(np.int32)
     imap = dolfinx.common.IndexMap(comm, int(hi - lo), ghosts.astype(np.int64), owners)
@@ -198,12 +221,12 @@ def slab_level(comm, level: CoarseLevel, fixed: Constraints) -> SlabLevel:
     return SlabLevel(level, imap, node_ijk, op, bc_global)
 
 
-def assembled(comm, sl: SlabLevel) -> PETSc.Mat:
+def coarse_matrix(comm, sl: SlabLevel) -> PETSc.Mat:
     """The coarsest level as an MPIAIJ matrix (owned rows), identity on constrained DOFs."""
     import scipy.sparse as sp
 
     level, op = sl.level, sl.op
-    corners = level.index_of(level.corner_ids()).astype(np.int64)             # all cells
+    corners = level.corner_nodes().astype(np.int64)                          # all cells
     dofs = (3 * corners[:, :, None] + np.arange(3)).reshape(-1, 24)
     Ke = element_matrices(level, np.arange(len(level.cells)))
     N = level.dofs
@@ -240,10 +263,13 @@ class VoxelMultigrid:
     exact : level 1 as the exact Galerkin product of the voxels (8 moduli per element)
         instead of rediscretised with their mean modulus; elements with a constrained
         child are exact either way
+    split : level 1 with one node copy per piece of bone in each node's support
+        (fem.solve.coarse_pieces), so that the coarse space does not tie together
+        trabeculae that do not touch
     """
 
     def __init__(self, V, spacing, modulus_cells, poisson, bcs, test, pins=None,
-                 coarse_dofs=COARSE_DOFS, max_levels=MAX_LEVELS, exact=False):
+                 coarse_dofs=COARSE_DOFS, max_levels=MAX_LEVELS, exact=False, split=SPLIT):
         comm = V.mesh.comm
         self.comm = comm
         h = np.asarray(spacing, dtype=float)
@@ -259,7 +285,7 @@ class VoxelMultigrid:
         fixed = [Constraints(top, test, pins_ijk)]
         levels = [first_coarse(np.concatenate(comm.allgather(lattice)),
                                np.concatenate(comm.allgather(np.asarray(modulus_cells, float))),
-                               h, poisson, fixed[0], exact)]
+                               h, poisson, fixed[0], exact, split)]
         while True:
             fixed.append(fixed[-1].coarser(int(levels[-1].cells[:, 2].max()) + 1))
             if levels[-1].dofs <= coarse_dofs or len(levels) >= max_levels - 1:
@@ -268,7 +294,7 @@ class VoxelMultigrid:
                 break
             if fixed[-1].pins is not None and np.array_equal(*(fixed[-1].pins >> 1)):
                 break       # the two pins would merge: the coarse problem would be singular
-            levels.append(next_coarse(levels[-1], fixed[-1]))
+            levels.append(next_coarse(levels[-1], fixed[-1], split=split))
         self.slabs = []
         for lvl, con in zip(levels, fixed[1:]):
             self.slabs.append(slab_level(comm, lvl, con))
@@ -276,8 +302,19 @@ class VoxelMultigrid:
         # Transfers: fine -> level 1 -> ... ; PETSc numbers levels from the coarsest (0).
         self._transfer_args, self._contexts, self.transfers = [], [], []
         fine_ijk, fine_bc, n_global = node_ijk[: imap.size_local], self.fine.bcs_owned, 3 * imap.size_global
+        holder = None
+        if split:     # a local voxel holding each owned fine node: its piece's parents
+            which = np.full(imap.size_local + imap.num_ghosts, -1, dtype=np.int64)
+            which[cells.ravel()] = np.repeat(np.arange(len(cells)), 8)
+            if which[: imap.size_local].min(initial=0) < 0:
+                raise RuntimeError("multigrid: an owned node outside this rank's voxels")
+            holder = lattice[which[: imap.size_local]]
         for sl in self.slabs:
-            args = (fine_ijk, fine_bc, n_global, sl.level, sl.op.n_owned, sl.bc_global)
+            args = (fine_ijk, fine_bc, n_global, sl.level, sl.op.n_owned, sl.bc_global,
+                    holder if split else None)
+            if split:
+                lo = sl.imap.local_range[0]
+                holder = node_holders(sl.level)[lo: lo + sl.imap.size_local]
             self._transfer_args.append(args)
             ctx = transfer.Transfer(comm, *args)
             self._contexts.append(ctx)
@@ -285,7 +322,7 @@ class VoxelMultigrid:
             fine_ijk = sl.node_ijk[: sl.imap.size_local]
             fine_bc, n_global = sl.op.bcs_owned, sl.level.dofs
         self.ops = [self.fine.as_petsc(comm)] + [sl.op.as_petsc(comm) for sl in self.slabs[:-1]]
-        self.coarse = assembled(comm, self.slabs[-1])
+        self.coarse = coarse_matrix(comm, self.slabs[-1])
 
     @property
     def levels(self) -> int:
@@ -308,15 +345,13 @@ class VoxelMultigrid:
         ba[self.fine.bcs_owned] = g.array[self.fine.bcs_owned]
         return b
 
-    def ksp(self, rtol, max_iterations, prefix="bonefem_") -> PETSc.KSP:
-        """CG on the fine operator with the multigrid cycle as preconditioner."""
-        from fem.solve.solver import PRESETS, set_options
+    def ksp(self, rtol, max_iterations) -> PETSc.KSP:
+        """CG on the fine operator with the multigrid cycle as preconditioner (options
+        under a prefix of its own, fem.solve.solver.options_prefix)."""
+        from fem.solve.solver import cg_options, options_prefix, rigid_body_modes
 
-        set_options(prefix, {"ksp_type": "cg", "ksp_rtol": rtol, "ksp_atol": 0.0,
-                             "ksp_max_it": max_iterations, "ksp_norm_type": "unpreconditioned",
-                             **PRESETS["matfree"]})
         ksp = PETSc.KSP().create(self.comm)
-        ksp.setOptionsPrefix(prefix)
+        ksp.setOptionsPrefix(options_prefix({**cg_options(rtol, max_iterations), **OPTIONS}))
         ksp.setOperators(self.ops[0])
         pc = ksp.getPC()
         pc.setType("mg")
@@ -327,37 +362,17 @@ class VoxelMultigrid:
             level = n - 1 - depth
             pc.setMGInterpolation(level, self.transfers[depth])
             pc.getMGSmoother(level).setOperators(self.ops[depth])
-        self.coarse.setNearNullSpace(self._coarse_rigid_modes())
+        # rigid-body modes of the coarsest level (for an AMG coarse solver)
+        sl = self.slabs[-1]
+        self.coarse.setNearNullSpace(rigid_body_modes(sl.node_ijk[: sl.imap.size_local] * sl.level.spacing,
+                                                      self.comm))
         pc.getMGCoarseSolve().setOperators(self.coarse)
         ksp.setFromOptions()
         return ksp
 
-    def _coarse_rigid_modes(self) -> PETSc.NullSpace:
-        """Rigid-body modes on the coarsest level (for an AMG coarse solver)."""
-        sl = self.slabs[-1]
-        x = sl.node_ijk[: sl.imap.size_local] * sl.level.spacing
-        x = x - self.comm.allreduce(x.sum(axis=0), op=MPI.SUM) / max(sl.level.dofs // 3, 1)
-        vecs = []
-        for mode in range(6):
-            v = self.coarse.createVecRight()
-            a = v.getArray().reshape(-1, 3)
-            a[:] = 0.0
-            if mode < 3:
-                a[:, mode] = 1.0
-            else:
-                i, j = [(0, 1), (0, 2), (1, 2)][mode - 3]
-                a[:, i], a[:, j] = -x[:, j], x[:, i]
-            vecs.append(v)
-        # Gram-Schmidt (collective dot products)
-        for i, v in enumerate(vecs):
-            for w in vecs[:i]:
-                v.axpy(-v.dot(w), w)
-            v.scale(1.0 / v.norm())
-        return PETSc.NullSpace().create(vectors=vecs, comm=self.comm)
-
-    def assembled_transfers(self) -> list[PETSc.Mat]:
+    def transfer_matrices(self) -> list[PETSc.Mat]:
         """The transfers as AIJ matrices (the same P; for tests and P^T A P)."""
-        return [transfer.assembled(self.comm, *args) for args in self._transfer_args]
+        return [transfer.interpolation_matrix(self.comm, *args) for args in self._transfer_args]
 
     def destroy(self):
         for m in self.ops + self.transfers + [self.coarse]:

@@ -11,9 +11,9 @@ from pathlib import Path
 FIELDS = {
     "displacement": "mm, P1 (point data)",
     "modulus": "MPa, per element",
-    "von_mises": "MPa, per element (element-average stress)",
-    "sed": "strain energy density, MPa = mJ/mm^3, per element (element average)",
-    "effective_strain": "sqrt(2 SED / E), per element",
+    "von_mises": "MPa, per element (stress at the element centre = its average on a box)",
+    "sed": "strain energy density, MPa = mJ/mm^3, per element (of the element-centre strain)",
+    "effective_strain": "sqrt(2 SED / E), per element (the Pistoia criterion's strain)",
 }
 
 

@@ -1,16 +1,15 @@
 """Trilinear transfers between the levels of the voxel multigrid, matrix-free.
 
 P interpolates a coarse level's node displacements to the nodes of the level below
-(fem.solve.voxel_levels.parents: an even lattice coordinate has one parent, an odd one
+(fem.solve.voxel_levels.interpolation_parents: an even lattice coordinate has one parent, an odd one
 two). Rows of constrained fine DOFs and columns of constrained coarse DOFs are zero:
 coarse corrections leave the fine constraints alone, and the restricted residual is
 zero where the coarse level is constrained (its identity rows would otherwise return
-the residual itself as a correction; measured: 372 instead of 50 CG iterations).
+the residual itself as a correction, and CG would need several times the iterations).
 
 :class:`Transfer` applies P and P^T in C (fem.solve.voxel_kernel) from eight parent
-indices per fine node: on a 1 M DOF specimen it replaces an AIJ matrix of 3.5 M
-entries whose product took 3.6 ms per application on each of 2 ranks.
-:func:`assembled` builds the same P as a PETSc AIJ matrix (tests, P^T A P).
+indices per fine node instead of an AIJ matrix (faster, docs/benchmark.md).
+:func:`interpolation_matrix` builds the same P as a PETSc AIJ matrix (tests, P^T A P).
 
 Layouts: the fine side is the owned nodes of the level below in its own numbering
 (DOLFINx's on level 0); the coarse side is a coarse level's z-slab numbering
@@ -24,23 +23,7 @@ import numpy as np
 from petsc4py import PETSc
 
 from fem.solve import voxel_kernel
-from fem.solve.voxel_levels import CoarseLevel, parents
-
-CHUNK = 100_000      # fine nodes per block while finding parents
-
-
-def _parents(fine_ijk: np.ndarray, coarse: CoarseLevel):
-    """(n, 8) global coarse node numbers (positions in ``coarse.nodes``) and (n, 8) weights."""
-    cols = np.empty((len(fine_ijk), 8), dtype=np.int32)
-    weights = np.empty((len(fine_ijk), 8))
-    for lo in range(0, len(fine_ijk), CHUNK):
-        ids, w = parents(fine_ijk[lo: lo + CHUNK], coarse.dims)
-        cols[lo: lo + CHUNK] = coarse.index_of(ids)
-        weights[lo: lo + CHUNK] = w
-    if len(cols) and cols.min() < 0:
-        raise RuntimeError("multigrid: a fine node has no parent on the coarse level")
-    return cols, weights
-
+from fem.solve.voxel_levels import CoarseLevel, interpolation_parents
 
 class Transfer:
     """PETSc python-matrix context for P (rows: owned fine DOFs, columns: coarse DOFs).
@@ -50,13 +33,15 @@ class Transfer:
     n_fine_global : DOFs of the fine level on all ranks
     coarse : the coarse level (all ranks); coarse_owned : DOFs of it this rank owns
     coarse_bcs : its constrained DOFs, global numbering
-    (the arguments of :func:`assembled`)
+    holder : (n, 3) lattice of an element holding each fine node, where ``coarse`` has
+        split nodes (fem.solve.voxel_levels.interpolation_parents); else None
+    (the arguments of :func:`interpolation_matrix`)
     """
 
     def __init__(self, comm, fine_ijk: np.ndarray, fine_bcs: np.ndarray, n_fine_global: int,
-                 coarse: CoarseLevel, coarse_owned: int, coarse_bcs: np.ndarray):
+                 coarse: CoarseLevel, coarse_owned: int, coarse_bcs: np.ndarray, holder=None):
         n = len(fine_ijk)
-        cols, _ = _parents(fine_ijk, coarse)
+        cols, _ = interpolation_parents(fine_ijk, coarse, holder)
         # corners that are not parents repeat a parent (weight 0), so every index is used;
         # a marker array instead of np.unique: no sort of 8 entries per fine node
         used = np.zeros(len(coarse.nodes), dtype=bool)
@@ -123,11 +108,11 @@ class Transfer:
         self.local.destroy()
 
 
-def assembled(comm, fine_ijk, fine_bcs, n_fine_global, coarse: CoarseLevel, coarse_owned: int,
-              coarse_bcs: np.ndarray) -> PETSc.Mat:
+def interpolation_matrix(comm, fine_ijk, fine_bcs, n_fine_global, coarse: CoarseLevel,
+                         coarse_owned: int, coarse_bcs: np.ndarray, holder=None) -> PETSc.Mat:
     """The same P as an MPIAIJ matrix (3 rows per owned fine node), for tests and P^T A P."""
     n = len(fine_ijk)
-    cols, w = _parents(fine_ijk, coarse)
+    cols, w = interpolation_parents(fine_ijk, coarse, holder)
     fine_bc = np.zeros(3 * n, dtype=bool)
     fine_bc[np.asarray(fine_bcs, dtype=np.int64)] = True
     coarse_bc = np.zeros(coarse.dofs, dtype=bool)

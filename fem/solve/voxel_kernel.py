@@ -13,8 +13,8 @@ scatter version of the same loop is about 5x slower (its temporaries are 24 doub
 per element per step), and the loop is the hot spot of the matrix-free solver
 (docs/benchmark.md). Where the matrix is one box stiffness times a modulus (m = 1, the
 finest level and a rediscretised level 1) the product goes through the box's mirror
-symmetry (:func:`box_blocks`): 8 blocks of 3 x 3 instead of 24 x 24, measured 22 ns
-instead of 44 ns per element on a 1 M DOF specimen. The coarse levels' Galerkin
+symmetry (:func:`box_blocks`): 8 blocks of 3 x 3 instead of 24 x 24, about twice as
+fast (bench/kernels.py). The coarse levels' Galerkin
 products are here too (:func:`galerkin_add`). The library is cached under
 ``$XDG_CACHE_HOME/bonefem`` (default ``~/.cache/bonefem``) keyed by a hash of the source.
 

@@ -11,8 +11,7 @@ Above a level of one box matrix per element (level 1 by default) the same holds,
 level 2 is kept as eight weights per element too (:func:`next_coarse`); deeper levels
 have few elements and store one 24 x 24 matrix each, the sum of their children's
 P_s^T K P_s; so every level below 1 is the exact Galerkin operator of the one below
-(measured on a 0.32 M DOF specimen: 5 levels whose deeper ones used mean moduli
-instead needed 103 CG iterations, against 44 with an exact 3-level hierarchy).
+(rediscretised deeper levels cost many more CG iterations: docs/benchmark.md).
 
 Lattice ids number nodes and elements of a level z-major (``(k * NY + j) * NX + i``),
 so sorting ids sorts by z: contiguous id ranges are z slabs, which is how coarse
@@ -52,6 +51,10 @@ class CoarseLevel:
     dims: tuple
     spacing: np.ndarray
     extra: tuple | None = None   # (index (k,), matrices (k, 24, 24)) added to those elements
+    # (n, 8) positions in ``nodes`` of each element's corners where nodes are split into
+    # copies per piece of bone (fem.solve.coarse_pieces; ``nodes`` then repeats lattice
+    # ids); None: one node per lattice point
+    corners: np.ndarray | None = None
 
     def node_ids(self, ijk: np.ndarray) -> np.ndarray:
         """Lattice ids of nodes (..., 3)."""
@@ -62,11 +65,17 @@ class CoarseLevel:
         """(n, 8) lattice ids of every element's corners, tensor-product order."""
         return self.node_ids(self.cells[:, None, :] + HEX_CORNERS[None, :, :])
 
+    def corner_nodes(self) -> np.ndarray:
+        """(n, 8) positions in ``nodes`` of every element's corners."""
+        return self.corners if self.corners is not None else self.index_of(self.corner_ids())
+
     def index_of(self, ids: np.ndarray) -> np.ndarray:
         """Positions in ``nodes`` of lattice ids ``ids`` (any shape); -1 where not a node.
 
         A dense lattice-sized table (4 bytes per lattice point of this coarse level) instead
         of a binary search: the transfers look up eight parents for every fine node."""
+        if self.corners is not None:
+            raise ValueError("a level with split nodes has no one node per lattice point")
         if getattr(self, "_table", None) is None:
             self._table = np.full(int(np.prod(self.dims)), -1, dtype=np.int32)
             self._table[self.nodes] = np.arange(len(self.nodes), dtype=np.int32)
@@ -98,8 +107,9 @@ def galerkin_basis(child_spacing, poisson: float) -> np.ndarray:
     return np.einsum("sai,ab,sbj->sij", P, K, P)
 
 
-def _parents(cells: np.ndarray):
-    """Parent lattice cells (sorted, unique), each child's parent index and slot."""
+def parent_cells(cells: np.ndarray):
+    """The level above elements ``cells`` ((n, 3) lattice): its elements (sorted, unique,
+    (m, 3) lattice), each child's parent index (n,) and slot (n,) in 0..7."""
     parent = cells >> 1
     slot = (cells & 1) @ np.array([1, 2, 4])
     dims = parent.max(axis=0) + 2
@@ -158,16 +168,17 @@ def _galerkin_add(child_K: np.ndarray, child_mask: np.ndarray, slot: np.ndarray,
 
 
 def first_coarse(cells: np.ndarray, modulus: np.ndarray, spacing, poisson: float,
-                 fixed: Constraints, exact: bool = True) -> CoarseLevel:
+                 fixed: Constraints, exact: bool = True, split: bool = False) -> CoarseLevel:
     """Level 1 above the voxel elements ``cells`` ((n, 3) lattice corners, all ranks'),
     ``modulus`` (n,) MPa, edges ``spacing`` mm, constraints ``fixed`` of the voxel level.
 
     ``exact``: eight child moduli per element (m = 8), the exact Galerkin product with
     :func:`galerkin_basis`; otherwise one box of the children's mean modulus (m = 1).
     Elements with a constrained child get their exact matrix in ``extra`` either way.
+    ``split``: one node copy per piece of bone in its support (fem.solve.coarse_pieces).
     """
     spacing = np.asarray(spacing, dtype=float)
-    coarse, index, slot = _parents(cells)
+    coarse, index, slot = parent_cells(cells)
     W = np.zeros((len(coarse), 8))
     W[index, slot] = modulus
     mask = fixed.element_mask(cells)
@@ -185,6 +196,8 @@ def first_coarse(cells: np.ndarray, modulus: np.ndarray, spacing, poisson: float
         level = _level(coarse, W.mean(axis=1, keepdims=True), hex_stiffness(2 * spacing, poisson)[None],
                        2 * spacing)
     level.extra = (special, mats)
+    if split:
+        _split_nodes(level, cells, None, index)
     return level
 
 
@@ -201,17 +214,18 @@ def element_matrices(level: CoarseLevel, index: np.ndarray) -> np.ndarray:
     return K
 
 
-def next_coarse(child: CoarseLevel, fixed: Constraints, chunk: int = 4096) -> CoarseLevel:
+def next_coarse(child: CoarseLevel, fixed: Constraints, chunk: int = 4096, split: bool = False) -> CoarseLevel:
     """The level above ``child`` (whose constraints are ``fixed``), exact Galerkin: each
     element's matrix is sum_s P_s^T (I - D) K_s (I - D) P_s over its children (one 24 x 24
-    matrix per element, stored; coarse levels have few elements).
+    matrix per element, stored; coarse levels have few elements). ``split``: node copies
+    per piece of bone, as in :func:`first_coarse`.
 
     Where ``child`` is weighted (K_c = sum_b w_cb basis_b) and a child touches no
     constraint, its share is sum_b w_cb (P_s^T basis_b P_s): a product of the weights with
     8 m fixed matrices, one GEMM for the whole level instead of two 24 x 24 products per
-    child (measured: 0.75 s -> 0.05 s for the 43 k children of a 1 M DOF specimen's level 1).
+    child (an order of magnitude faster).
     """
-    coarse, index, slot = _parents(child.cells)
+    coarse, index, slot = parent_cells(child.cells)
     regular = np.zeros(len(index), dtype=bool)
     if child.weights is not None:
         for start in range(0, len(index), 1 << 16):
@@ -243,31 +257,75 @@ def next_coarse(child: CoarseLevel, fixed: Constraints, chunk: int = 4096) -> Co
         _galerkin_add(element_matrices(child, part), fixed.element_mask(child.cells[part]),
                       slot[part], target[part], out)
     if not weighted:
-        return _level(coarse, None, out, 2 * child.spacing)
-    level = _level(coarse, W, basis2.reshape(8, 24, 24), 2 * child.spacing)
-    level.extra = (special, out)
+        level = _level(coarse, None, out, 2 * child.spacing)
+    else:
+        level = _level(coarse, W, basis2.reshape(8, 24, 24), 2 * child.spacing)
+        level.extra = (special, out)
+    if split:
+        _split_nodes(level, child.cells, child.corner_nodes(), index)
     return level
 
 
-def parents(ijk: np.ndarray, dims) -> tuple[np.ndarray, np.ndarray]:
-    """Trilinear interpolation from the level above to nodes ``ijk`` ((n, 3) lattice).
+def _split_nodes(level: CoarseLevel, child_cells: np.ndarray, child_corners, index: np.ndarray) -> None:
+    """Give ``level`` one node copy per piece of bone (fem.solve.coarse_pieces) from its
+    children (lattice ``child_cells``, nodes ``child_corners`` or None) and their parents
+    ``index``."""
+    from fem.solve.coarse_pieces import corner_pieces, touching_parents
 
-    Returns ``(ids, w)``: (n, 8) lattice ids of the parents on the level above (node
-    lattice ``dims``, :meth:`CoarseLevel.node_ids`) in corner order and (n, 8) weights; an
-    even coordinate has one parent (weight 1), an odd one two (1/2 each), so unused
-    entries have weight 0 (and repeat a valid parent). Built per axis, (n, 2) at a time,
-    not as (n, 8, 3) arrays: this runs for every fine node.
+    pairs = touching_parents(child_cells, child_corners, index, len(level.cells))
+    level.corners, level.nodes = corner_pieces(level.cells, pairs, level.dims)
+
+
+def node_holders(level: CoarseLevel) -> np.ndarray:
+    """(n_nodes,) lattice corners (n_nodes, 3) of one element of ``level`` holding each node."""
+    which = np.empty(len(level.nodes), dtype=np.int64)
+    which[level.corner_nodes().ravel()] = np.repeat(np.arange(len(level.cells)), 8)
+    return level.cells[which]
+
+
+def interpolation_parents(ijk: np.ndarray, coarse: CoarseLevel, holder: np.ndarray | None = None,
+                          chunk: int = 100_000):
+    """Trilinear interpolation from level ``coarse`` to nodes ``ijk`` ((n, 3) lattice of
+    the level below).
+
+    Returns ``(cols, w)``: (n, 8) int32 positions in ``coarse.nodes`` of each node's parents
+    in corner order and (n, 8) weights; an even coordinate has one parent (weight 1), an
+    odd one two (1/2 each), so unused entries have weight 0 (and repeat a valid parent).
+    Where ``coarse`` has split nodes (``coarse.corners``), ``holder`` (n, 3) gives the
+    lattice corner of an element of the level below that holds each node: its parent
+    element's corner copies are the node's parents (the piece the node belongs to).
+    Built per axis and ``chunk`` nodes at a time, not as (n, 8, 3) arrays: this runs for
+    every fine node.
     """
     ijk = np.asarray(ijk, dtype=np.int64)
-    lo = ijk >> 1
-    odd = (ijk & 1).astype(bool)
-    coord = lo[:, :, None] + odd[:, :, None] * np.array([0, 1])                 # (n, 3, 2)
-    wd = np.where(odd[:, :, None], 0.5, np.array([1.0, 0.0]))                   # (n, 3, 2)
-    NX, NY = int(dims[0]), int(dims[1])
-    # corner c = cx + 2 cy + 4 cz: axis order (z, y, x) in the (n, 2, 2, 2) products
-    ids = (coord[:, 2, :, None, None] * NY + coord[:, 1, None, :, None]) * NX + coord[:, 0, None, None, :]
-    w = wd[:, 2, :, None, None] * wd[:, 1, None, :, None] * wd[:, 0, None, None, :]
-    return ids.reshape(-1, 8), w.reshape(-1, 8)
+    cols = np.empty((len(ijk), 8), dtype=np.int32)
+    weights = np.empty((len(ijk), 8))
+    NX, NY = int(coarse.dims[0]), int(coarse.dims[1])
+    if coarse.corners is not None:
+        if holder is None:
+            raise ValueError("a level with split nodes needs the fine nodes' holder elements")
+        cell_ids = coarse.node_ids(coarse.cells)
+    for start in range(0, len(ijk), chunk):
+        part = slice(start, start + chunk)
+        lo = ijk[part] >> 1
+        odd = (ijk[part] & 1).astype(bool)
+        bit = odd[:, :, None] * np.array([0, 1])                                   # (n, 3, 2)
+        wd = np.where(odd[:, :, None], 0.5, np.array([1.0, 0.0]))                   # (n, 3, 2)
+        weights[part] = (wd[:, 2, :, None, None] * wd[:, 1, None, :, None] * wd[:, 0, None, None, :]).reshape(-1, 8)
+        if coarse.corners is None:
+            coord = lo[:, :, None] + bit
+            # corner c = cx + 2 cy + 4 cz: axis order (z, y, x) in the (n, 2, 2, 2) products
+            ids = (coord[:, 2, :, None, None] * NY + coord[:, 1, None, :, None]) * NX + coord[:, 0, None, None, :]
+            cols[part] = coarse.index_of(ids.reshape(-1, 8))
+            continue
+        parent = np.asarray(holder[part], dtype=np.int64) >> 1
+        element = np.searchsorted(cell_ids, coarse.node_ids(parent))
+        rel = (lo - parent)[:, :, None] + bit                                         # corner bits in the parent
+        a = (rel[:, 2, :, None, None] * 4 + rel[:, 1, None, :, None] * 2 + rel[:, 0, None, None, :]).reshape(-1, 8)
+        cols[part] = coarse.corners[element[:, None], a]
+    if len(cols) and cols.min() < 0:
+        raise RuntimeError("multigrid: a fine node has no parent on the coarse level")
+    return cols, weights
 
 
 def boundary_dofs(ijk: np.ndarray, top: int, test: str, pins_ijk: np.ndarray | None) -> np.ndarray:
