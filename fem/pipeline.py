@@ -117,7 +117,7 @@ def specimen_from_levelset(phi, spacing, modulus, where="specimen") -> Specimen:
     from fem.specimen.levelset import volume_fraction
 
     fraction = volume_fraction(phi, spacing)
-    mask, removed = islands.largest_component(fraction > 0)
+    mask, removed = islands.held_by_platens(fraction > 0)  # every piece spanning the loaded faces
     if not mask.any():
         raise BonefemError(f"{where}: the specimen holds no bone")
     if not islands.spans_z(mask):

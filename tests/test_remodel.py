@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fem.remodel import surface
-from fem.remodel.bmu import BoneState, RemodelParams, _cavity, _topology, simulate
+from fem.remodel.bmu import BoneState, RemodelParams, simulate
 from fem.remodel.mineral import mineralise, mix
 from fem.specimen.levelset import bone_volume, surface_area, volume_fraction
 from fem.specimen.vertebral import HORIZONTAL, VERTICAL, capsule, generate
@@ -113,21 +113,6 @@ def test_zero_activation_changes_nothing(small):
     history, _ = simulate(state, RemodelParams(activation_frequency=0.0), 1.0, seed=1)
     assert np.array_equal(state.phi, small[0])
     assert history[-1]["bmd_mg_cm3"] == history[0]["bmd_mg_cm3"]
-
-
-def test_perforation_only_where_the_cavity_reaches_through():
-    # A horizontal plate 0.12 mm thick; a cavity dug from its top face.
-    n = 24
-    x, y, z = grid(n)
-    phi = (0.06 - np.abs(z - n * H / 2) + 0 * (x + y)).astype(np.float32)
-    sp = (H,) * 3
-    top = np.array([n // 2, n // 2, int((n * H / 2 + 0.06) / H)])  # surface voxel above the plate
-    for depth, through in ((0.04, False), (0.18, True)):
-        box, g = _cavity(phi, sp, top, depth, radius=0.16)
-        local = phi[box].copy()
-        before = _topology(local > -H / 2)
-        after = _topology((local - g) > -H / 2)
-        assert (before != after) is through, depth
 
 
 def test_mineralisation_reaches_its_asymptote():
