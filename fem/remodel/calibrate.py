@@ -148,8 +148,12 @@ def _root(evaluate, bound, targets, max_evaluations) -> bool:
     """One parameter, one target: Brent's method on change - target within ``bound``."""
     (cohort, target), = targets.items()
 
+    seen = {}
+
     def gap(v):
-        return evaluate([v])[0][cohort] - target
+        if v not in seen:
+            seen[v] = evaluate([v])[0][cohort] - target
+        return seen[v]
 
     lo, hi = bound
     g_lo, g_hi = gap(lo), gap(hi)
