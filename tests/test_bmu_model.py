@@ -65,8 +65,10 @@ def test_sites_are_drawn_from_quiescent_surface_only(monkeypatch):
     simulate(state, p, 0.5, seed=3)
     assert len(sites) > 20 and max(n for _, n in sites) > 10
     assert all(c == 0 for c, _ in sites)
-    # and no cavity digs into the footprint of another: no voxel retreats more than D
-    assert (phi - state.phi).max() <= 0.05 * 1.0001
+    # and no cavity digs into the footprint of another: no bone surface retreats by much
+    # more than D (a site beside an open cavity has a tilted normal, hence up to ~D / cos;
+    # stacked cavities reach 2 D)
+    assert (phi - state.phi)[phi > 0].max() <= 1.2 * 0.05
 
 
 # --- 3. turnover ----------------------------------------------------------------
@@ -158,8 +160,10 @@ def test_an_arm_equal_to_untreated_is_identical(early_base):
 
 
 def test_arms_share_their_bmus(early_base):
-    # Thinning: one step from the same baseline, the cavities dug at Ac.f are (nearly all)
-    # among those dug at 1.5 Ac.f. Before, a different Poisson count redrew every site.
+    # Thinning: one step from the same baseline, most of the bone dug at Ac.f is also dug
+    # at 1.5 Ac.f (an extra BMU can take a neighbouring site first); independent draws
+    # would share a few percent (one step digs about 2 % of the surface). Before, a
+    # different Poisson count redrew every site.
     p = untreated(EARLY)
     dug = []
     for factor in (1.0, 1.5):
@@ -167,9 +171,9 @@ def test_arms_share_their_bmus(early_base):
                              "resorption_days": 365.0})
         h, snaps = run_arm(early_base, EARLY, "custom", 1 / 12, 0, params=q, checkpoints=(1 / 12,))
         state = next(iter(snaps.values()))
-        dug.append((early_base.phi - state.phi) > 1e-6)
+        dug.append(((early_base.phi - state.phi) > 1e-6) & (early_base.phi > 0))
     assert dug[1].sum() > dug[0].sum() > 0
-    assert (dug[0] & dug[1]).sum() > 0.9 * dug[0].sum()
+    assert (dug[0] & dug[1]).sum() > 0.6 * dug[0].sum()
 
 
 def test_a_tiny_change_of_activation_makes_a_tiny_difference(early_base):

@@ -19,12 +19,14 @@ Each time step (default one month):
    arms with the same seed share their candidates: an arm with a slightly higher Ac.f
    accepts the same BMUs plus a few (common random numbers).
 3. Resorption. A BMU digs its cavity at once (the 40-day resorption phase is about one
-   step): the surface retreats by ``g(rho) = D (1 - (rho / r)^4)`` for tangential
-   distance rho < r from the site, a flat-bottomed trench whose mean depth over its
-   footprint is 2 D / 3 (the erosion depth E.De), faded out between D + h and 1.5 D + h below
-   the site so the far side of a trabecula thicker than that is untouched. The cavity
-   does not dig into the footprint of another open BMU. Its footprint area pi r^2 and
-   maximum depth D are drawn from normal distributions (docs/model.md: sources).
+   step): bone is carved away down to a flat-bottomed floor ``D (1 - (rho / r)^4)``
+   below the tangent plane at the site, for tangential distance rho < r, whose mean
+   depth over the footprint is 2 D / 3 (the erosion depth E.De). Carving (phi <-
+   min(phi, -c), c the cavity's signed distance) removes only bone above the floor, so
+   the far side of the trabecula and trabeculae across the marrow are untouched; the
+   retreat field is stored and refilled. The cavity does not dig into the footprint of
+   another open BMU. Its footprint area pi r^2 and maximum depth D are drawn from normal
+   distributions (docs/model.md: sources).
 4. Perforation. A cavity perforates when its depth at the site reaches through the
    local thickness of the trabecula, measured along the inward normal at the site (2 x
    the largest signed distance on that ray). A perforating cavity is never refilled (no
@@ -77,7 +79,7 @@ class RemodelParams:
 @dataclass
 class Bmu:
     box: tuple           # slices of the cavity's box
-    depth: np.ndarray    # (box shape) float32, surface retreat g, mm
+    depth: np.ndarray    # (box shape) float32, surface retreat g dug by the cavity, mm
     start: float         # activation time, years
     resorbed: float      # mm^3 dug
     area: float          # mm^2, bone surface in the footprint when dug
@@ -154,14 +156,21 @@ def _normal(phi, spacing, idx) -> np.ndarray:
 
 
 def _cavity(phi, spacing, centre_idx, depth, radius):
-    """Box slices and surface-retreat field g (mm) of a cavity at a surface voxel, and the
-    site (mm) and outward normal."""
+    """The cavity of a BMU at a surface voxel: box slices, the signed distance field
+    ``c`` of the cavity region in that box (mm, > 0 inside), the site (mm) and the
+    outward normal.
+
+    The cavity is the region within ``radius`` of the normal through the site, from
+    ``depth x (1 - (rho / r)^4)`` below the tangent plane up to 2 h above it. Carving it
+    (phi <- min(phi, -c)) removes only bone above the cavity floor: the far side of a
+    trabecula thicker than the cavity, and trabeculae across the marrow, are untouched.
+    """
     h = voxel_edge(spacing)
     sp = np.asarray(spacing, float)
     centre_idx = np.asarray(centre_idx)
     n = _normal(phi, spacing, tuple(centre_idx))
     site = (centre_idx + 0.5) * sp + float(phi[tuple(centre_idx)]) * n
-    reach = max(radius, 1.5 * depth + h) + 2 * h
+    reach = max(radius, depth) + 3 * h
     lo = np.maximum(np.floor((site - reach) / sp).astype(int), 0)
     hi = np.minimum(np.ceil((site + reach) / sp).astype(int) + 1, phi.shape)
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
@@ -169,13 +178,15 @@ def _cavity(phi, spacing, centre_idx, depth, radius):
                           indexing="ij", sparse=True)
     dx, dy, dz = x - site[0], y - site[1], z - site[2]
     a = dx * n[0] + dy * n[1] + dz * n[2]                  # along the outward normal
-    rho2 = np.maximum(dx ** 2 + dy ** 2 + dz ** 2 - a ** 2, 0.0)
-    g = depth * np.clip(1.0 - (rho2 / radius ** 2) ** 2, 0.0, None)
-    # A dent from the site's side only: the full retreat down to a voxel below the
-    # cavity floor (so its partial voxels are exact), none below 1.5 D + h, so other
-    # trabeculae across the marrow are untouched.
-    w = np.clip((a + 1.5 * depth + h) / (0.5 * depth), 0.0, 1.0)
-    return box, (g * w).astype(np.float32), site, n
+    rho = np.sqrt(np.maximum(dx ** 2 + dy ** 2 + dz ** 2 - a ** 2, 0.0))
+    floor = depth * np.clip(1.0 - (rho / radius) ** 4, 0.0, None)
+    c = np.minimum(np.minimum(a + floor, 2 * h - a), radius - rho)
+    return box, c.astype(np.float32), site, n
+
+
+def carve(local_phi, c) -> np.ndarray:
+    """Surface retreat (mm, >= 0) that carving the cavity ``c`` makes in ``local_phi``."""
+    return np.maximum(local_phi + c, 0.0).astype(np.float32)
 
 
 def local_thickness_at(phi, spacing, site, normal, reach) -> float:
@@ -300,7 +311,8 @@ def activate(state: BoneState, p: RemodelParams, centre, depth: float, radius: f
     h = voxel_edge(state.spacing)
     vox = float(np.prod(state.spacing))
     band = np.abs(state.phi) < h / 2 if band is None else band
-    box, g, site, normal = _cavity(state.phi, state.spacing, centre, depth, radius)
+    box, c, site, normal = _cavity(state.phi, state.spacing, centre, depth, radius)
+    g = carve(state.phi[box], c)
     g[state.open_count[box] > 0] = 0.0       # no digging into another open BMU
     thickness = local_thickness_at(state.phi, state.spacing, site, normal, 1.5 * depth)
     local = state.phi[box]
@@ -414,8 +426,9 @@ def mineral_history(state: BoneState, params: RemodelParams, years: float, seed:
             if not band[centre]:
                 continue
             depth, radius = _sizes(params, zd[k], za[k])
-            box, g, _, _ = _cavity(state.phi, state.spacing, centre, depth, radius)
+            box, c, _, _ = _cavity(state.phi, state.spacing, centre, depth, radius)
             local = state.phi[box]
+            g = carve(local, c)
             f0 = volume_fraction(local, state.spacing)
             renewed = f0 - volume_fraction(local - g, state.spacing)
             renewed_total += float(renewed.sum())
