@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from fem.case import case_from_dict
+from fem.errors import BonefemError
 from fem.pipeline import solve_specimen, specimen_from_levelset
 from fem.remodel.arms import baseline_state, run_arm
 from fem.remodel.mineral import tissue_modulus
@@ -53,7 +54,11 @@ def bmd(state):
 rows = []
 for cohort in args.cohorts:
     for seed in args.seeds:
-        net = generate(**dict(load_cohort(cohort)["generator"], size=args.size, voxel_size=0.04, seed=seed))
+        try:
+            net = generate(**dict(load_cohort(cohort)["generator"], size=args.size, voxel_size=0.04, seed=seed))
+        except BonefemError as err:      # the generator cannot make every seed at small sizes
+            print(f"{cohort} seed {seed}: skipped ({err})", flush=True)
+            continue
         for mp in PRIMARY:
             p0 = dataclasses.replace(untreated(cohort), primary_mineral=mp)
             base = baseline_state(net.phi, net.spacing, cohort, seed, params=p0)
