@@ -45,7 +45,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from fem.remodel.mineral import bmd, mineralise, mix
+from fem.remodel.histomorphometry import record as _record
+from fem.remodel.mineral import mineralise, mix
 from fem.specimen.islands import attached_to_boundary
 from fem.specimen.levelset import voxel_edge, volume_fraction
 
@@ -229,49 +230,6 @@ def _sizes(p: RemodelParams, zd, za):
     depth = max(p.resorption_depth + p.resorption_depth_sd * zd, 0.2 * p.resorption_depth)
     area = max(p.cavity_area + p.cavity_area_sd * za, 0.2 * p.cavity_area)
     return depth, np.sqrt(area / np.pi)
-
-
-def _record(state: BoneState, p: RemodelParams | None = None, extra=None) -> dict:
-    f = state.fraction
-    vox = float(np.prod(state.spacing))
-    h = voxel_edge(state.spacing)
-    bone = float(f.sum()) * vox
-    band = np.abs(state.phi) < h / 2
-    n_band = max(int(band.sum()), 1)
-    eroded = forming = 0
-    space = 0.0
-    if state.bmus and p is not None:
-        rs = p.resorption_days / 365.25
-        mark = np.zeros(state.phi.shape, np.int8)
-        for b in state.bmus:
-            phase = 1 if state.time - b.start < rs else 2
-            region = b.depth > 0
-            sub = mark[b.box]
-            sub[region] = np.maximum(sub[region], phase)
-            space += max(b.resorbed - b.formed, 0.0)
-        eroded = int(np.count_nonzero(band & (mark == 1)))
-        forming = int(np.count_nonzero(band & (mark == 2)))
-    c = state.closed
-    row = {
-        "time_years": round(state.time, 6),
-        "bv_tv": bone / (f.size * vox),
-        "bmd_mg_cm3": bmd(f, state.mineral),
-        "tmd_relative": float(np.sum(f * state.mineral) / max(f.sum(), 1e-30)),
-        "bone_volume_mm3": bone,
-        "bs_mm2": n_band * h * h,
-        "open_bmus": len(state.bmus),
-        "activations": state.activations,
-        "perforations": state.perforations,
-        "resorbed_mm3": state.resorbed,
-        "formed_mm3": state.formed,
-        "es_bs": eroded / n_band,               # eroded (resorption / reversal) surface
-        "os_bs": forming / n_band,              # forming (osteoid) surface
-        "remodelling_space": space / max(bone, 1e-30),
-        "erosion_depth_mm": c["resorbed"] / c["area"] if c["area"] else None,
-        "wall_thickness_mm": c["formed"] / c["area"] if c["area"] else None,
-    }
-    row.update(extra or {})
-    return row
 
 
 def _form(state: BoneState, p: RemodelParams, t_end: float, vox: float) -> None:
