@@ -145,7 +145,7 @@ def main(path):
     from mpi4py import MPI
 
     from fem.mesh.voxel import create_dolfinx_mesh, voxel_grid
-    from fem.pipeline import Specimen
+    from fem.specimen.load import Specimen
     from fem.solve.elasticity import assemble_system
     from fem.solve.loadcases import pin_points
     from fem.solve.multigrid import fine_cells

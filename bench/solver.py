@@ -55,7 +55,7 @@ def load_mesh(path: Path, comm):
     import numpy as np
 
     from fem.mesh.voxel import create_dolfinx_mesh, voxel_grid
-    from fem.pipeline import Specimen
+    from fem.specimen.load import Specimen
 
     data = np.load(path)
     spec = Specimen(data["mask"], tuple(data["spacing"]), 10000.0, fraction=data["fraction"].astype(float))

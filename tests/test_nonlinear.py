@@ -16,7 +16,8 @@ import json
 import numpy as np
 import pytest
 
-from fem.pipeline import Specimen, solve_specimen
+from fem.pipeline import solve_specimen
+from fem.specimen.load import Specimen
 from tests.conftest import read_result, run_cli
 
 E, NU = 10000.0, 0.3
@@ -52,7 +53,7 @@ def test_linear_part_of_curve_equals_linear_solve(case_factory):
     case = case_factory(specimen={"synthetic": {"size": 0.72, "voxel_size": 0.04, "bv_tv": 0.3, "seed": 2}},
                         analysis={"strength": "nonlinear", "steps": 3, "strain_max": -0.015},
                         solver={"rtol": 1e-10})
-    from fem.pipeline import load_specimen
+    from fem.specimen.load import load_specimen
 
     r = solve_specimen(load_specimen(case, log=lambda *a: None), case, log=lambda *a: None)
     nl = r["nonlinear"]

@@ -12,7 +12,8 @@ from bench.real_bone import real_case
 
 
 def test_default_tolerance_gives_reaction_and_pistoia_to_1e4_on_real_bone(lhdl_core, case_factory):
-    from fem.pipeline import Specimen, solve_specimen
+    from fem.pipeline import solve_specimen
+    from fem.specimen.load import Specimen
     from fem.specimen.io import read_image
 
     image, spacing = read_image(lhdl_core, 0.0195)
