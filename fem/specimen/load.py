@@ -100,12 +100,14 @@ def load_specimen(case: Case, log=print, check_size=None) -> Specimen:
                            + ("" if spec.threshold is None else f" at threshold {spec.threshold}"))
     if check_size is not None:
         check_size(mask, spacing, where)
-    mask, removed = islands.largest_component(mask)
+    # Every piece the platens hold stays (a cube cut from a vertebra is held through its
+    # loaded faces); pieces touching one platen or none would float in the solve.
+    mask, removed = islands.held_by_platens(mask)
     if mask.all():
         log(f"{where}: note: the image is fully solid (BV/TV = 1); solving it as a solid block")
-    if not islands.spans_z(mask):
-        raise BonefemError(f"{where}: no bone path between the loaded faces (the largest "
-                           "connected piece of bone does not touch both z = 0 and z = top)")
+    if not mask.any() or not islands.spans_z(mask):
+        raise BonefemError(f"{where}: no bone path between the loaded faces (no connected "
+                           "piece of bone touches both z = 0 and z = top)")
     return Specimen(mask, tuple(spacing), case.material.modulus, removed)
 
 
