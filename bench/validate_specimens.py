@@ -107,18 +107,42 @@ def random_removal(net, target_loss, seed):
     return net.without(order[:n])
 
 
-def run(args):
-    from fem.specimen.cohorts import load_cohort
-    from fem.specimen.vertebral import VERTICAL, generate
+def _generator(path):
+    """The generator module: fem.specimen.vertebral, or an older copy of it at ``path``
+    (for the "before" rows: python3 bench/validate_specimens.py run --tag before --legacy
+    old_vertebral.py, with the old file from git history)."""
+    if path is None:
+        import fem.specimen.vertebral as module
+        return module
+    import importlib.util
 
+    spec = importlib.util.spec_from_file_location("legacy_vertebral", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module          # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(args):
+    import dataclasses
+
+    from fem.specimen.cohorts import load_cohort
+
+    gen = _generator(args.legacy)
+    known = {f.name for f in dataclasses.fields(gen.VertebralParams)}
     case = _case()
     OUT.mkdir(exist_ok=True)
-    rows = []
+    path = OUT / f"validate_specimens_{args.tag}.json"
+    rows = json.loads(path.read_text()) if path.exists() else []   # resume
+    done = {(r["cohort"], r["seed"]) for r in rows}
     for name in args.cohorts:
-        g = {k: v for k, v in load_cohort(name)["generator"].items()}
+        # a legacy generator gets the preset values it knows (its own were the same)
+        g = {k: v for k, v in load_cohort(name)["generator"].items() if k in known}
         for seed in args.seeds:
+            if (name, seed) in done:
+                continue
             t0 = time.perf_counter()
-            net = generate(seed=seed, **g)
+            net = gen.generate(seed=seed, **g)
             t_gen = time.perf_counter() - t0
             np.savez_compressed(OUT / f"validate_{args.tag}_{name}_{seed}.npz", phi=net.phi,
                                 spacing=np.asarray(net.spacing))
@@ -127,7 +151,7 @@ def run(args):
             row = {"cohort": name, "seed": seed, "generate_s": t_gen, "base": base,
                    "size_mm": net.spacing[2] * net.phi.shape[2],
                    "E_x_MPa": ex["E_MPa"], "E_y_MPa": ey["E_MPa"], "counts": net.counts}
-            row["horizontal"] = removal_vs_thinning(net.phi, net.parts[VERTICAL], net.spacing, case, base)
+            row["horizontal"] = removal_vs_thinning(net.phi, net.parts[gen.VERTICAL], net.spacing, case, base)
             rnd = random_removal(net, row["horizontal"]["mass_loss"], seed)
             if rnd is not None:
                 row["random"] = removal_vs_thinning(net.phi, rnd, net.spacing, case, base)
@@ -141,7 +165,7 @@ def run(args):
                   + ("" if "random" not in row else
                      f"; random removal E -{100 * row['random']['removal_E_loss']:.1f} % vs "
                      f"-{100 * row['random']['thinning_E_loss']:.1f} %"), flush=True)
-            (OUT / f"validate_specimens_{args.tag}.json").write_text(json.dumps(rows, indent=1))
+            path.write_text(json.dumps(rows, indent=1))
 
 
 def core_images(targets=(0.10, 0.125, 0.15)):
@@ -168,8 +192,10 @@ def core(args):
     from fem.specimen.levelset import from_mask
 
     case = _case()
-    rows = []
-    for bv, mask, spacing in core_images():
+    path = OUT / "validate_specimens_core.json"
+    rows = json.loads(path.read_text()) if path.exists() else []   # resume
+    done = {r["target_bv_tv"] for r in rows}
+    for bv, mask, spacing in core_images([t for t in args.targets if t not in done]):
         phi = from_mask(mask, spacing, band=0.2)
         base = solve(phi, spacing, case)
         ex, ey = (solve(phi, spacing, case, axis=a) for a in (0, 1))
@@ -178,7 +204,7 @@ def core(args):
                      "morphometry": m})
         print(f"core BV/TV {bv}: E_z {base['E_MPa']:.0f} E_x {ex['E_MPa']:.0f} E_y {ey['E_MPa']:.0f} MPa, "
               f"F {base['F_N']:.1f} N, SMI {m.get('smi')}", flush=True)
-    (OUT / "validate_specimens_core.json").write_text(json.dumps(rows, indent=1))
+        path.write_text(json.dumps(rows, indent=1))
 
 
 def morph_of(phi, spacing) -> dict:
@@ -189,14 +215,22 @@ def morph_of(phi, spacing) -> dict:
 
 
 def morph(args):
-    path = OUT / f"validate_specimens_{args.tag}.json"
-    rows = json.loads(path.read_text())
-    for row in rows:
-        d = np.load(OUT / f"validate_{args.tag}_{row['cohort']}_{row['seed']}.npz")
-        row["morphometry"] = morph_of(d["phi"], tuple(d["spacing"]))
-        print(row["cohort"], row["seed"], {k: row["morphometry"].get(k) for k in
-                                           ("bv_tv", "tb_th_mm", "tb_sp_mm", "smi", "da")}, flush=True)
-    path.write_text(json.dumps(rows, indent=1))
+    """Morphometry of every saved specimen of the run ``tag`` (and its ``tag_*`` parts), into
+    bench/out/validate_morph_<tag>.json (keyed "cohort|seed"; done ones are kept)."""
+    path = OUT / f"validate_morph_{args.tag}.json"
+    done = json.loads(path.read_text()) if path.exists() else {}
+    for npz in sorted(OUT.glob(f"validate_{args.tag}_*.npz")):
+        cohort, seed = npz.stem[len(f"validate_{args.tag}_"):].rsplit("_", 1)
+        if cohort not in COHORTS and "_" in cohort:   # a "tag_<part>" of a split run
+            cohort = cohort.split("_", 1)[1]
+        key = f"{cohort}|{seed}"
+        if key in done:
+            continue
+        d = np.load(npz)
+        done[key] = morph_of(d["phi"], tuple(d["spacing"]))
+        print(key, {k: done[key].get(k) for k in ("bv_tv", "tb_th_mm", "tb_sp_mm", "smi", "da_ratio")},
+              flush=True)
+        path.write_text(json.dumps(done, indent=1))
 
 
 def main(argv=None):
@@ -206,7 +240,9 @@ def main(argv=None):
     r.add_argument("--tag", required=True)
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     r.add_argument("--cohorts", nargs="+", default=COHORTS)
-    sub.add_parser("core")
+    r.add_argument("--legacy", help="path of an older fem/specimen/vertebral.py to run instead")
+    c = sub.add_parser("core")
+    c.add_argument("--targets", type=float, nargs="+", default=[0.10, 0.125, 0.15])
     m = sub.add_parser("morph")
     m.add_argument("--tag", required=True)
     sub.add_parser("doc")

@@ -27,8 +27,17 @@ LIT_REF = "[human vertebral cancellous bone, n = 9](https://pmc.ncbi.nlm.nih.gov
 
 
 def _load(tag):
-    path = OUT / f"validate_specimens_{tag}.json"
-    return json.loads(path.read_text()) if path.exists() else []
+    """Rows of every run tagged ``tag`` or ``tag_<part>`` (a run split over processes)."""
+    rows = []
+    for path in sorted(OUT.glob(f"validate_specimens_{tag}.json")) + sorted(OUT.glob(f"validate_specimens_{tag}_*.json")):
+        rows += json.loads(path.read_text())
+    morph = OUT / f"validate_morph_{tag}.json"
+    if morph.exists():
+        measured = json.loads(morph.read_text())
+        for r in rows:
+            if f"{r.get('cohort')}|{r.get('seed')}" in measured:
+                r["morphometry"] = measured[f"{r['cohort']}|{r['seed']}"]
+    return rows
 
 
 def _stat(values, fmt="{:.2f}"):

@@ -28,8 +28,8 @@ from fem.specimen.levelset import voxel_edge
 def reinitialise(phi: np.ndarray, spacing) -> np.ndarray:
     """Signed distance again after a move.
 
-    Values within one voxel of the surface (|phi| < h) and within two voxels of a voxel
-    whose centre is in bone are kept, so sub-voxel moves round-trip exactly; elsewhere
+    Values within two voxels of the surface (|phi| < 2h) and within two voxels (26-connected)
+    of a voxel whose centre is in bone are kept, so sub-voxel moves round-trip exactly; elsewhere
     the field becomes the voxel distance transform of the bone (accurate to about half a
     voxel). A trabecula that no longer holds any voxel centre (eroded deeper than half
     its thickness) is gone: its partial-volume remnant is dropped and it does not grow
@@ -45,8 +45,8 @@ def reinitialise(phi: np.ndarray, spacing) -> np.ndarray:
     inside = ndimage.distance_transform_edt(bone, sampling=sampling) - h / 2
     outside = ndimage.distance_transform_edt(~bone, sampling=sampling) - h / 2
     far = np.where(bone, inside, -np.maximum(outside, h / 2))
-    exists = ndimage.binary_dilation(bone, iterations=2)
-    keep = exists & (np.abs(phi) < h)
+    exists = ndimage.binary_dilation(bone, np.ones((3, 3, 3), bool), iterations=2)
+    keep = exists & (np.abs(phi) < 2 * h)   # 2 h, 26-connected: inclined surfaces round-trip too
     return np.where(keep, phi, far).astype(np.float32)
 
 
