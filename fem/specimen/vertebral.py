@@ -376,14 +376,16 @@ def _build(p: VertebralParams, band: float, scale) -> Network:
     t_v = 2 * r_v
     occupied = set()
     order = rng.permutation(len(panels))
+    n_panels = len(panels)
     # fallback panels on the longer Delaunay edges (only a specimen of a few columns needs them)
     panels += [(e, k) for e in long_edges for k in range(nl + 1)]
-    fallback = np.concatenate([order, len(order) + rng.permutation(len(panels) - len(order))])
     # A plate spans one node interval: first only panels with no plate directly above or
     # below on the same pair of columns, so plates do not stack into walls through the
     # specimen; stacked panels only when those cannot reach BV/TV (small or dense specimens).
     for stacking in (False, True):
-        for c in (fallback if stacking else order):
+        # the fallback order is drawn only when needed, so that it leaves the rest unchanged
+        for c in (np.concatenate([order, n_panels + rng.permutation(len(panels) - n_panels)])
+                  if stacking else order):
             if bone / total >= p.bv_tv:
                 break
             (i, j), k = panels[c]
@@ -435,8 +437,8 @@ def _build(p: VertebralParams, band: float, scale) -> Network:
     kind[phi <= -h / 2] = 0
     counts = {"vertical_trabeculae": count, "vertical_segments": segments,
               "horizontal_struts": n_struts, "strut_sites": len(sites), "plates": plates,
-              "perforated_plates": holes, "stacked_plates": stacked, "panels": len(panels),
-              "plate_fraction": round(plates / max(len(panels), 1), 4),
+              "perforated_plates": holes, "stacked_plates": stacked, "panels": n_panels,
+              "plate_fraction": round(plates / max(n_panels, 1), 4),
               "rods_struts_bv_tv": round(rods_struts_bv_tv, 5), "bv_tv": round(bone / total, 5),
               **counts_extra}
     return Network(phi, kind, (h, h, h), counts, asdict(p), field.phi,
