@@ -16,8 +16,8 @@ from fem.specimen.vertebral import HORIZONTAL, VERTICAL, generate
 
 seeds = [int(s) for s in sys.argv[1:]] or [0, 1, 2]
 print("| cohort | BV/TV target | BV/TV | Tb.Th vert. target / measured (mm) | Tb.Th horiz. target / "
-      "measured (mm) | Tb.Th all (mm) | Tb.Sp (mm) | Tb.N (1/mm) | Conn.D (1/mm^3) | DA | plates | struts |")
-print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+      "measured (mm) | Tb.Th all (mm) | Tb.Sp (mm) | Tb.N (1/mm) | Conn.D (1/mm^3) | DA | SMI | plates | struts |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 timing = {"generate": [], "morphometry": []}
 for name in cohort_names():
     g = load_cohort(name)["generator"]
@@ -33,12 +33,12 @@ for name in cohort_names():
         timing["morphometry"].append(t2 - t1)
         rows.append([m["bv_tv"], tb_th(net.parts[VERTICAL] > 0, net.spacing)[0],
                      tb_th(net.parts[HORIZONTAL] > 0, net.spacing)[0], m["tb_th_mm"], m["tb_sp_mm"],
-                     m["tb_n_per_mm"], m["conn_d_per_mm3"], m["da"], net.counts["plate_fraction"],
+                     m["tb_n_per_mm"], m["conn_d_per_mm3"], m["da"], m["smi"], net.counts["plate_fraction"],
                      net.counts["horizontal_struts"]])
     r = np.mean(rows, axis=0)
     print(f"| {name} | {g['bv_tv']} | {r[0]:.4f} | {g['th_vertical']} / {r[1]:.3f} | "
           f"{g['th_horizontal']} / {r[2]:.3f} | {r[3]:.3f} | {r[4]:.3f} | {r[5]:.2f} | {r[6]:.2f} | "
-          f"{r[7]:.2f} | {r[8]:.2f} | {r[9]:.0f} |")
+          f"{r[7]:.2f} | {r[8]:.2f} | {r[9]:.2f} | {r[10]:.0f} |")
 print()
 for k, v in timing.items():
     print(f"{k}: median {np.median(v):.2f} s over {len(v)} specimens (4 mm cube, 100^3 voxels)")

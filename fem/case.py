@@ -67,6 +67,10 @@ class Vertebral:
     th_horizontal: float | None = _f(None, "horizontal strut diameter, mm", gt=0)
     strut_fraction: float | None = _f(None, "fraction of horizontal strut sites occupied (connectivity)", ge=0, le=1)
     level_spacing: float | None = _f(None, "mean distance along z between strut levels, mm", gt=0)
+    node_offset: float | None = _f(None, "SD of a node's lateral offset from its column axis, mm", ge=0)
+    curvature: float | None = _f(None, "SD of a trabecula's mid-length bow over its length", ge=0)
+    thickness_cv: float | None = _f(None, "coefficient of variation of trabecula diameters", ge=0)
+    plate_holes: float | None = _f(None, "fraction of vertical plates perforated by a hole", ge=0, le=1)
     seed: int = _f(0, "random seed", ge=0)
 
 

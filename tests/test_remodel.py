@@ -72,7 +72,7 @@ def test_targeted_moves_touch_only_their_trabeculae(network):
     # the selection finds the struts and leaves the vertical rods and plates
     assert horizontal[kind == HORIZONTAL].mean() > 0.6
     assert horizontal[kind == VERTICAL].mean() < 0.15
-    thin = surface.select_thickness(phi, sp, thinner_than=0.12)
+    thin = surface.select_thickness(phi, sp, thinner_than=0.11)   # between the 0.08 and 0.12 grid steps
     assert thin[kind == HORIZONTAL].mean() > 2 * thin[kind == VERTICAL].mean()
     # eroding the horizontal ones takes a much larger share of the struts than of the rest
     f0 = volume_fraction(phi, sp)

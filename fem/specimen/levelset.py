@@ -57,7 +57,7 @@ def from_mask(mask: np.ndarray, spacing, band: float | None = None) -> np.ndarra
 def reinitialise(phi: np.ndarray, spacing) -> np.ndarray:
     """Signed distance again after a surface move.
 
-    Values within one voxel of the surface (|phi| < h) and within two voxels of a voxel
+    Values within two voxels of the surface (|phi| < 2h) and within two voxels (26-connected) of a voxel
     whose centre is in bone are kept, so sub-voxel moves round-trip exactly; elsewhere
     the field becomes :func:`from_mask` of the voxels with centres in bone (accurate to
     about half a voxel). A trabecula that no longer holds any voxel centre (eroded
@@ -72,7 +72,8 @@ def reinitialise(phi: np.ndarray, spacing) -> np.ndarray:
         return phi.astype(np.float32)
     far = from_mask(bone, spacing)
     far = np.where(bone, far, np.minimum(far, -h / 2))
-    keep = ndimage.binary_dilation(bone, iterations=2) & (np.abs(phi) < h)
+    # 2 h, 26-connected: inclined surfaces (bowed rods, offset nodes) round-trip too
+    keep = ndimage.binary_dilation(bone, np.ones((3, 3, 3), bool), iterations=2) & (np.abs(phi) < 2 * h)
     return np.where(keep, phi, far).astype(np.float32)
 
 

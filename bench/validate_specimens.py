@@ -1,0 +1,260 @@
+"""Validation of the synthetic vertebral generator against the literature and the real core.
+
+./bonefem exec python3 bench/validate_specimens.py run --tag after [--seeds 0 1 2]
+./bonefem exec python3 bench/validate_specimens.py core
+./bonefem exec python3 bench/validate_specimens.py morph --tag after
+./bonefem exec python3 bench/validate_specimens.py doc
+
+``run`` generates each cohort preset (4 mm cube, 40 um voxels) for each seed and solves it
+(1 rank, matrix-free, rtol 1e-6, tissue modulus 10 GPa, uniaxial 1 % compression):
+
+- along z, x and y (the level set is turned so that the loaded axis is z): E_z, E_x, E_y,
+  and the Pistoia failure load along z;
+- removal of every horizontal trabecula (the level set without its horizontal part) and
+  uniform thinning of the intact specimen to the same bone volume (a surface move found by
+  root-finding, fem.analysis.attribution.matching_move);
+- removal of a random sample of all trabeculae (same bone-volume loss as the horizontal
+  removal) and thinning to that volume, when the generator labels its trabeculae.
+
+It saves the intact level sets (for ``morph``) and the figures to bench/out/. ``core`` does
+the same solves and morphometry on the real human core (../shared/data/lhdl-3155_D_4_bc,
+19.5 um), smoothed (Gaussian, 1 voxel), block-averaged 2x to 39 um (the generator's voxel)
+and thresholded at the grey level that gives vertebral BV/TV 0.10, 0.125 and 0.15. ``doc``
+writes the tables and docs/figures/specimens_validation.png into docs/specimens.md
+between the markers ``<!-- validation:begin -->`` and ``<!-- validation:end -->``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "bench" / "out"
+CORE = ROOT.parent / "shared" / "data" / "lhdl-3155_D_4_bc"
+E_TISSUE = 10000.0
+COHORTS = ["early-postmenopausal", "late-postmenopausal", "elderly-osteoporotic"]
+
+
+def _case():
+    from fem.case import case_from_dict
+
+    return case_from_dict({"specimen": {"synthetic": {}}, "solver": {"rtol": 1e-6},
+                           "output": {"fields": False}}, source="validate_specimens")
+
+
+def prepared(phi, spacing):
+    """The level set as it is solved: floating pieces cut back to marrow."""
+    from fem.specimen.load import specimen_from_levelset
+
+    return specimen_from_levelset(phi, spacing, E_TISSUE).phi
+
+
+def solve(phi, spacing, case, axis=2) -> dict:
+    """Apparent modulus (MPa), Pistoia failure load (N), BV/TV, iterations, seconds of a
+    compression along ``axis`` (0 = x, 1 = y, 2 = z)."""
+    from fem.pipeline import solve_specimen
+    from fem.specimen.load import specimen_from_levelset
+
+    from fem.errors import BonefemError
+
+    if axis != 2:  # turn the specimen so that the loaded axis becomes z
+        phi = np.ascontiguousarray(np.moveaxis(phi, axis, 2))
+    try:
+        spec = specimen_from_levelset(phi, spacing, E_TISSUE)
+    except BonefemError:   # no bone path between the loaded faces: it carries nothing
+        return {"E_MPa": 0.0, "F_N": 0.0, "bv_tv": None, "iterations": 0, "dofs": 0, "seconds": 0.0}
+    t0 = time.perf_counter()
+    r = solve_specimen(spec, case, log=lambda *a, **k: None)
+    return {"E_MPa": abs(r["apparent_modulus_MPa"]), "F_N": abs(r["pistoia"]["failure_load_N"]),
+            "bv_tv": r["bv_tv"], "iterations": r["solver"]["iterations"], "dofs": r["dofs"],
+            "seconds": time.perf_counter() - t0}
+
+
+def removal_vs_thinning(phi, removed, spacing, case, base) -> dict:
+    """Solve ``removed`` (a level set with trabeculae taken out) and ``phi`` thinned uniformly
+    to the same bone volume; losses are fractions of the intact ``base`` solve."""
+    from fem.analysis.attribution import matching_move
+    from fem.remodel.surface import move
+    from fem.specimen.levelset import bone_volume
+
+    removed = prepared(removed, spacing)     # count the islands it leaves as lost too
+    v0, v1 = bone_volume(prepared(phi, spacing), spacing), bone_volume(removed, spacing)
+    d = matching_move(phi, spacing, v1, limit=0.2)
+    thinned = move(phi, spacing, d)
+    r, t = solve(removed, spacing, case), solve(thinned, spacing, case)
+    return {"mass_loss": 1 - v1 / v0, "thinning_um": 1000 * d,
+            "removal_E_loss": 1 - r["E_MPa"] / base["E_MPa"],
+            "removal_F_loss": 1 - r["F_N"] / base["F_N"],
+            "thinning_E_loss": 1 - t["E_MPa"] / base["E_MPa"],
+            "thinning_F_loss": 1 - t["F_N"] / base["F_N"], "solves": [r, t]}
+
+
+def random_removal(net, target_loss, seed):
+    """The level set without a random sample of trabeculae whose own volumes add up to
+    ``target_loss`` of the bone volume; None when the generator does not label trabeculae."""
+    if not hasattr(net, "without"):
+        return None
+    rng = np.random.default_rng(1000 + seed)
+    vol = np.asarray(net.trabecula_volume, float)
+    order = rng.permutation(len(vol))
+    n = int(np.searchsorted(np.cumsum(vol[order]), target_loss * vol.sum())) + 1
+    return net.without(order[:n])
+
+
+def _generator(path):
+    """The generator module: fem.specimen.vertebral, or an older copy of it at ``path``
+    (for the "before" rows: python3 bench/validate_specimens.py run --tag before --legacy
+    old_vertebral.py, with the old file from git history)."""
+    if path is None:
+        import fem.specimen.vertebral as module
+        return module
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("legacy_vertebral", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module          # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(args):
+    import dataclasses
+
+    from fem.specimen.cohorts import load_cohort
+
+    gen = _generator(args.legacy)
+    known = {f.name for f in dataclasses.fields(gen.VertebralParams)}
+    case = _case()
+    OUT.mkdir(exist_ok=True)
+    path = OUT / f"validate_specimens_{args.tag}.json"
+    rows = json.loads(path.read_text()) if path.exists() else []   # resume
+    done = {(r["cohort"], r["seed"]) for r in rows}
+    for name in args.cohorts:
+        # a legacy generator gets the preset values it knows (its own were the same)
+        g = {k: v for k, v in load_cohort(name)["generator"].items() if k in known}
+        for seed in args.seeds:
+            if (name, seed) in done:
+                continue
+            t0 = time.perf_counter()
+            net = gen.generate(seed=seed, **g)
+            t_gen = time.perf_counter() - t0
+            np.savez_compressed(OUT / f"validate_{args.tag}_{name}_{seed}.npz", phi=net.phi,
+                                spacing=np.asarray(net.spacing))
+            base = solve(net.phi, net.spacing, case)
+            ex, ey = (solve(net.phi, net.spacing, case, axis=a) for a in (0, 1))
+            row = {"cohort": name, "seed": seed, "generate_s": t_gen, "base": base,
+                   "size_mm": net.spacing[2] * net.phi.shape[2],
+                   "E_x_MPa": ex["E_MPa"], "E_y_MPa": ey["E_MPa"], "counts": net.counts}
+            row["horizontal"] = removal_vs_thinning(net.phi, net.parts[gen.VERTICAL], net.spacing, case, base)
+            rnd = random_removal(net, row["horizontal"]["mass_loss"], seed)
+            if rnd is not None:
+                row["random"] = removal_vs_thinning(net.phi, rnd, net.spacing, case, base)
+            rows.append(row)
+            h = row["horizontal"]
+            print(f"{name} seed {seed}: gen {t_gen:.1f} s, E_z {base['E_MPa']:.0f} E_x {ex['E_MPa']:.0f} "
+                  f"E_y {ey['E_MPa']:.0f} MPa, F {base['F_N']:.1f} N ({base['dofs']} DOF, "
+                  f"{base['iterations']} it, {base['seconds']:.1f} s); horizontal removal "
+                  f"{100 * h['mass_loss']:.1f} % mass: E -{100 * h['removal_E_loss']:.1f} % vs "
+                  f"thinning -{100 * h['thinning_E_loss']:.1f} %"
+                  + ("" if "random" not in row else
+                     f"; random removal E -{100 * row['random']['removal_E_loss']:.1f} % vs "
+                     f"-{100 * row['random']['thinning_E_loss']:.1f} %"), flush=True)
+            path.write_text(json.dumps(rows, indent=1))
+
+
+def core_images(targets=(0.10, 0.125, 0.15)):
+    """The real core at 39 um, thresholded to each target BV/TV: [(target, mask, spacing)]."""
+    from scipy import ndimage
+
+    from fem.specimen import islands
+    from fem.specimen.io import read_image
+
+    grey, spacing = read_image(CORE, 0.0195)
+    grey = ndimage.gaussian_filter(np.asarray(grey, np.float32), 1.0)
+    n = (np.array(grey.shape) // 2) * 2
+    grey = grey[:n[0], :n[1], :n[2]].reshape(n[0] // 2, 2, n[1] // 2, 2, n[2] // 2, 2).mean(axis=(1, 3, 5))
+    spacing = tuple(2 * s for s in spacing)
+    out = []
+    for bv in targets:
+        mask = grey >= np.quantile(grey, 1 - bv)
+        mask, _ = islands.largest_component(mask)
+        out.append((bv, mask, spacing))
+    return out
+
+
+def core(args):
+    from fem.specimen.levelset import from_mask
+
+    case = _case()
+    path = OUT / "validate_specimens_core.json"
+    rows = json.loads(path.read_text()) if path.exists() else []   # resume
+    done = {r["target_bv_tv"] for r in rows}
+    for bv, mask, spacing in core_images([t for t in args.targets if t not in done]):
+        phi = from_mask(mask, spacing, band=0.2)
+        base = solve(phi, spacing, case)
+        ex, ey = (solve(phi, spacing, case, axis=a) for a in (0, 1))
+        m = morph_of(phi, spacing)
+        rows.append({"target_bv_tv": bv, "base": base, "size_mm": spacing[2] * mask.shape[2], "E_x_MPa": ex["E_MPa"], "E_y_MPa": ey["E_MPa"],
+                     "morphometry": m})
+        print(f"core BV/TV {bv}: E_z {base['E_MPa']:.0f} E_x {ex['E_MPa']:.0f} E_y {ey['E_MPa']:.0f} MPa, "
+              f"F {base['F_N']:.1f} N, SMI {m.get('smi')}", flush=True)
+        path.write_text(json.dumps(rows, indent=1))
+
+
+def morph_of(phi, spacing) -> dict:
+    from fem.specimen.levelset import volume_fraction
+    from fem.specimen.morphometry import morphometry
+
+    return morphometry(phi > 0, spacing, fraction=volume_fraction(phi, spacing))
+
+
+def morph(args):
+    """Morphometry of every saved specimen of the run ``tag`` (and its ``tag_*`` parts), into
+    bench/out/validate_morph_<tag>.json (keyed "cohort|seed"; done ones are kept)."""
+    path = OUT / f"validate_morph_{args.tag}.json"
+    done = json.loads(path.read_text()) if path.exists() else {}
+    for npz in sorted(OUT.glob(f"validate_{args.tag}_*.npz")):
+        cohort, seed = npz.stem[len(f"validate_{args.tag}_"):].rsplit("_", 1)
+        if cohort not in COHORTS and "_" in cohort:   # a "tag_<part>" of a split run
+            cohort = cohort.split("_", 1)[1]
+        key = f"{cohort}|{seed}"
+        if key in done:
+            continue
+        d = np.load(npz)
+        done[key] = morph_of(d["phi"], tuple(d["spacing"]))
+        print(key, {k: done[key].get(k) for k in ("bv_tv", "tb_th_mm", "tb_sp_mm", "smi", "da_ratio")},
+              flush=True)
+        path.write_text(json.dumps(done, indent=1))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--tag", required=True)
+    r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    r.add_argument("--cohorts", nargs="+", default=COHORTS)
+    r.add_argument("--legacy", help="path of an older fem/specimen/vertebral.py to run instead")
+    c = sub.add_parser("core")
+    c.add_argument("--targets", type=float, nargs="+", default=[0.10, 0.125, 0.15])
+    m = sub.add_parser("morph")
+    m.add_argument("--tag", required=True)
+    sub.add_parser("doc")
+    args = p.parse_args(argv)
+    if args.command == "doc":
+        sys.path.insert(0, str(Path(__file__).parent))
+        from validate_specimens_doc import write_doc
+        write_doc()
+    else:
+        {"run": run, "core": core, "morph": morph}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
