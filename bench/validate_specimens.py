@@ -81,13 +81,13 @@ def removal_vs_thinning(phi, removed, spacing, case, base) -> dict:
     """Solve ``removed`` (a level set with trabeculae taken out) and ``phi`` thinned uniformly
     to the same bone volume; losses are fractions of the intact ``base`` solve."""
     from fem.analysis.attribution import matching_move
-    from fem.remodel.surface import move
+    from fem.specimen.levelset import move_surface
     from fem.specimen.levelset import bone_volume
 
     removed = prepared(removed, spacing)     # count the islands it leaves as lost too
     v0, v1 = bone_volume(prepared(phi, spacing), spacing), bone_volume(removed, spacing)
     d = matching_move(phi, spacing, v1, limit=0.2)
-    thinned = move(phi, spacing, d)
+    thinned = move_surface(phi, d, spacing)
     r, t = solve(removed, spacing, case), solve(thinned, spacing, case)
     return {"mass_loss": 1 - v1 / v0, "thinning_um": 1000 * d,
             "removal_E_loss": 1 - r["E_MPa"] / base["E_MPa"],

@@ -77,7 +77,7 @@ def test_losing_horizontal_trabeculae_costs_more_than_thinning(case_factory):
     # stiffness than thinning them. Removal: the level set without its horizontal part;
     # thinning: one uniform surface move, found by root-finding, to the same bone volume.
     from fem.analysis.attribution import matching_move
-    from fem.remodel.surface import move
+    from fem.specimen.levelset import move_surface
     from fem.specimen.levelset import bone_volume
 
     case = case_factory(solver={"rtol": 1e-6})
@@ -85,7 +85,7 @@ def test_losing_horizontal_trabeculae_costs_more_than_thinning(case_factory):
                                         if k != "size"})
     removed = net.parts[VERTICAL]
     d = matching_move(net.phi, net.spacing, bone_volume(removed, net.spacing))
-    thinned = move(net.phi, net.spacing, d)
+    thinned = move_surface(net.phi, d, net.spacing)
     assert bone_volume(thinned, net.spacing) == pytest.approx(bone_volume(removed, net.spacing), rel=1e-4)
     assert bone_volume(removed, net.spacing) < 0.97 * bone_volume(net.phi, net.spacing)
     e0, e_removed, e_thinned = (_apparent_modulus(p, net.spacing, case) for p in (net.phi, removed, thinned))
