@@ -1,0 +1,59 @@
+"""Trial statistics against textbook values and SciPy's own tests."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from fem.analysis.stats import interaction, paired_difference, paired_power, specimens_for_power
+
+
+def test_paired_difference_matches_ttest_rel_and_hand_interval():
+    a = np.array([2.1, -0.4, 1.7, 3.2, 0.9, 1.5])
+    b = np.array([1.0, -1.1, 1.9, 1.4, 0.2, 0.3])
+    r = paired_difference(a, b)
+    d = a - b
+    assert r["n"] == 6 and r["mean"] == pytest.approx(d.mean())
+    ref = stats.ttest_rel(a, b)
+    assert r["t"] == pytest.approx(ref.statistic) and r["p"] == pytest.approx(ref.pvalue)
+    # t_{0.975, 5} = 2.5706 (statistical tables)
+    half = 2.5706 * d.std(ddof=1) / math.sqrt(6)
+    assert r["ci_low"] == pytest.approx(d.mean() - half, abs=1e-4)
+    assert r["ci_high"] == pytest.approx(d.mean() + half, abs=1e-4)
+
+
+def test_paired_difference_degenerate_cases():
+    one = paired_difference([1.0], [0.5])
+    assert one["mean"] == 0.5 and math.isnan(one["ci_low"])
+    same = paired_difference([1.0, 2.0], [1.0, 2.0])
+    assert same["mean"] == 0.0 and same["p"] == 1.0 and same["ci_low"] == same["ci_high"] == 0.0
+
+
+def test_interaction_anova_and_welch():
+    eff = {"early": np.array([4.0, 5.5, 3.9, 5.1]), "late": np.array([1.0, 1.8, 0.9, 1.6]),
+           "elderly": np.array([-2.0, -1.1, -2.5, -0.9])}
+    r = interaction(eff)
+    ref = stats.f_oneway(*eff.values())
+    assert r["F"] == pytest.approx(ref.statistic) and r["p"] == pytest.approx(ref.pvalue)
+    first = r["pairs"][0]
+    assert first["cohorts"] == ("early", "late")
+    assert first["difference"] == pytest.approx(eff["early"].mean() - eff["late"].mean())
+    welch = stats.ttest_ind(eff["early"], eff["late"], equal_var=False)
+    assert first["p"] == pytest.approx(welch.pvalue)
+    assert first["ci_low"] < first["difference"] < first["ci_high"]
+
+
+def test_power_textbook_values():
+    # Cohen's d = 0.5, two-sided alpha 0.05, power 0.8: a paired t-test needs 34 pairs
+    # (G*Power and Cohen's tables); the normal approximation gives 31.4 -> 32.
+    assert specimens_for_power(0.5, 1.0) == 34
+    assert specimens_for_power(1.0, 1.0) == 10
+    assert paired_power(34, 0.5, 1.0) >= 0.8 > paired_power(33, 0.5, 1.0)
+    # Monte Carlo check of the power formula at n = 10, d = 1.
+    rng = np.random.default_rng(7)
+    d = rng.normal(1.0, 1.0, (20000, 10))
+    p = stats.ttest_1samp(d, 0.0, axis=1).pvalue
+    assert (p < 0.05).mean() == pytest.approx(paired_power(10, 1.0, 1.0), abs=0.01)
+    with pytest.raises(ValueError, match="cannot be detected"):
+        specimens_for_power(0.0, 1.0)
