@@ -1,16 +1,22 @@
-"""The shipped drug presets reproduce the seed paper's 2-year lumbar BMD results.
+"""The shipped presets: one set of factors per drug, and the calibration they record.
 
-Mean over three seeded 3 mm specimens per cohort (the calibration setting). Targets
-(ANCHORS.md, seed paper refs 28-30): untreated loses about 1-1.6 %/yr; early
-postmenopausal: combined +4.92 %, monotherapies about 0; late postmenopausal: combined
-+1.35 %, monotherapies about 0; elderly with established osteoporosis: combined and
-menatetrenone fall, alfacalcidol rises. Within +-1 percentage point.
+Calibration (bench/calibrate_presets.py, docs/model.md): each cohort's untreated balance
+to its 2-year trabecular BMD loss, each drug's balance_shift on the early postmenopausal
+cohort only (combined +4.92 %, menatetrenone +0.135 %, alfacalcidol 0 %). These tests
+check that the shipped files still reproduce their calibration (mean over the three
+seeded 3 mm specimens of calibrate.Setting, within 1 percentage point: the calibration
+noise of 3 specimens is about 0.3 point). The late and elderly drug responses are
+predictions and are reported in docs/model.md, not asserted.
 """
+
+import tomllib
 
 import numpy as np
 import pytest
 
+from fem.errors import BonefemError
 from fem.remodel.calibrate import Setting, arm_change
+from fem.remodel.presets import ARMS, drug_factors, preset_path
 
 EARLY, LATE, ELDERLY = "early-postmenopausal", "late-postmenopausal", "elderly-osteoporotic"
 
@@ -26,20 +32,23 @@ def change():
     return get
 
 
-@pytest.mark.parametrize("cohort", [EARLY, LATE, ELDERLY])
-def test_untreated_loses_1_to_1_6_percent_a_year(change, cohort):
-    assert -3.2 - 1.0 <= change(cohort, "untreated") <= -2.0 + 1.0
+@pytest.mark.parametrize("cohort, target", [(EARLY, -3.2), (LATE, -2.6), (ELDERLY, -2.0)])
+def test_untreated_loses_its_calibrated_bmd(change, cohort, target):
+    assert change(cohort, "untreated") == pytest.approx(target, abs=1.0)
 
 
-@pytest.mark.parametrize("cohort, arm, target", [
-    (EARLY, "combined", 4.92), (EARLY, "alfacalcidol", 0.0), (EARLY, "menatetrenone", 0.0),
-    (LATE, "combined", 1.35), (LATE, "alfacalcidol", 0.0), (LATE, "menatetrenone", 0.0),
-])
-def test_calibrated_arms_hit_the_clinical_bmd_change(change, cohort, arm, target):
-    assert change(cohort, arm) == pytest.approx(target, abs=1.0)
+@pytest.mark.parametrize("arm, target", [("combined", 4.92), ("alfacalcidol", 0.0),
+                                         ("menatetrenone", 0.135)])
+def test_drugs_reproduce_their_early_postmenopausal_calibration(change, arm, target):
+    assert change(EARLY, arm) == pytest.approx(target, abs=1.0)
 
 
-def test_elderly_pattern(change):
-    assert change(ELDERLY, "combined") < 0
-    assert change(ELDERLY, "menatetrenone") < 0
-    assert change(ELDERLY, "alfacalcidol") > 0
+def test_a_drug_is_one_set_of_factors_for_every_cohort(tmp_path):
+    for arm in ARMS[1:]:
+        with preset_path(arm).open("rb") as f:
+            assert "cohort" not in tomllib.load(f)
+        assert drug_factors(arm, EARLY) == drug_factors(arm, ELDERLY)
+    bad = tmp_path / "percohort.toml"
+    bad.write_text("[factors]\nbalance_shift = 0.1\n[cohort.early-postmenopausal]\nbalance_shift = 0.2\n")
+    with pytest.raises(BonefemError, match="one set of"):
+        drug_factors(str(bad))

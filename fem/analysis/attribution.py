@@ -1,28 +1,45 @@
-"""Attribution of a strength change to mass, tissue and architecture.
+"""Attribution of a strength change to mass, architecture and tissue, free of order.
 
-For a treated state T and its baseline B (same specimen), with F the Pistoia failure
-load of a solve:
+A treated state T differs from its baseline B (same specimen) in three ways, each a
+"player": **mass** (bone volume), **architecture** (where the bone is, at equal volume:
+perforations, lost connectivity, redistribution) and **tissue** (mineral and matrix
+quality). Each coalition S of players is a counterfactual specimen, F(S) its Pistoia
+failure load:
 
-- mass: F(B moved uniformly to T's bone volume, B's tissue) - F(B): what the same
-  change of bone mass would do as uniform thickening or thinning of the baseline;
-- tissue: F(T) - F(T's geometry, B's tissue): the effect of mineral and matrix
-  quality with the geometry fixed;
-- architecture: the rest, F(T) - F(B) - mass - tissue: perforation, lost
-  connectivity, redistribution of bone.
+=====================  ==========================================  ===============
+coalition              geometry                                    tissue
+=====================  ==========================================  ===============
+{}                     B                                           B
+{mass}                 B moved uniformly to T's bone volume        B
+{architecture}         T moved uniformly to B's bone volume        B
+{mass, architecture}   T                                           B
+{tissue}               B                                           T (carried)
+{mass, tissue}         B moved to T's volume                       T (carried)
+{architecture, tissue} T moved to B's volume                       T (carried)
+all                    T                                           T
+=====================  ==========================================  ===============
 
-All parts are percent of F(B). The counterfactual specimens are built here; the
-caller supplies the solve, so this module stays free of MPI and DOLFINx.
+(uniform moves: :func:`matching_move` with fem.specimen.levelset.move_surface; a tissue
+field carried onto another geometry: :func:`baseline_tissue_on`). A sequential split
+(mass first, then tissue, architecture the rest) depends on the order chosen; the
+Shapley value, each player's change averaged over every order of adding the players,
+does not, and the parts add up to the total exactly. All parts are percent of F(B).
+
+This module only combines failure loads; the caller builds the specimens and solves
+them, so it stays free of MPI and DOLFINx.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import permutations
 
 import numpy as np
 from scipy.optimize import brentq
 
-from fem.remodel.surface import move
-from fem.specimen.levelset import bone_volume
+from fem.specimen.levelset import bone_volume, move_surface, volume_fraction
+
+PLAYERS = ("mass", "architecture", "tissue")
 
 
 @dataclass
@@ -31,36 +48,95 @@ class Attribution:
     mass_pct: float
     tissue_pct: float
     architecture_pct: float
-    mass_move_um: float   # uniform surface move of the mass counterfactual, um
+    mass_move_um: float      # uniform surface move of the mass counterfactual, um
+    order_free: bool = True  # False: sequential split (only four solves were given)
+
+
+def shapley(value, players=PLAYERS) -> dict:
+    """Shapley value of each player: its marginal change of ``value`` averaged over
+    every order in which the players can be added.
+
+    value : callable(frozenset) -> float, or a dict keyed by frozensets of players
+    Returns {player: part}; the parts sum to value(all) - value(empty).
+    """
+    v = value.__getitem__ if isinstance(value, dict) else value
+    parts = dict.fromkeys(players, 0.0)
+    orders = list(permutations(players))
+    for order in orders:
+        have = frozenset()
+        for p in order:
+            parts[p] += v(have | {p}) - v(have)
+            have = have | {p}
+    return {p: x / len(orders) for p, x in parts.items()}
 
 
 def matching_move(phi, spacing, target_volume: float, limit: float = 0.1) -> float:
-    """Uniform surface move (mm) after which the level set holds ``target_volume`` mm^3."""
+    """Uniform surface move (mm) after which the level set holds ``target_volume`` mm^3
+    (the move re-initialises, so bone that vanishes stays gone)."""
     def gap(d):
-        return bone_volume(move(phi, spacing, d), spacing) - target_volume
-    lo, hi = -limit, limit
+        return bone_volume(move_surface(phi, d, spacing), spacing) - target_volume
     if gap(0.0) == 0:
         return 0.0
-    return float(brentq(gap, lo, hi, xtol=1e-7))
+    return float(brentq(gap, -limit, limit, xtol=1e-7))
 
 
 def baseline_tissue_on(treated_phi, baseline_phi, baseline_field, spacing):
-    """A per-voxel tissue field (mineral or quality) of the baseline, carried onto a
-    treated geometry: baseline values where the baseline had bone, else its bone-weighted mean."""
-    from fem.specimen.levelset import volume_fraction
-
+    """A per-voxel tissue field (mineral or quality) of one state carried onto another
+    geometry: its values where it had bone, else its bone-weighted mean. (Named for the
+    baseline's tissue on the treated geometry; the same call carries the treated tissue
+    onto the baseline geometry with the arguments swapped. ``treated_phi`` is not used.)"""
     fb = volume_fraction(baseline_phi, spacing)
     mean = float(np.sum(fb * baseline_field) / max(fb.sum(), 1e-30))
     return np.where(fb > 0, baseline_field, mean).astype(np.float32)
 
 
-def attribute(f_baseline, f_treated, f_mass, f_tissue_fixed, mass_move=0.0) -> Attribution:
-    """Split F(T) - F(B) (percent of F(B)).
+def coalitions(base_phi, base_tissue, treated_phi, treated_tissue, spacing):
+    """The counterfactual specimens of every coalition (module docstring), arrays in and out.
 
-    f_mass : F of the baseline moved uniformly to the treated bone volume (baseline tissue)
-    f_tissue_fixed : F of the treated geometry with the baseline tissue
+    base_tissue, treated_tissue : tuples of per-voxel tissue fields, e.g. (mineral, quality)
+    Returns ``({coalition: (phi, tissue tuple)}, d_mass)`` with d_mass (mm) the uniform
+    move of the baseline to the treated bone volume. The empty and the full coalition
+    are B and T themselves; the other six need a solve each.
     """
-    total = 100 * (f_treated / f_baseline - 1)
-    mass = 100 * (f_mass / f_baseline - 1)
-    tissue = 100 * (f_treated - f_tissue_fixed) / f_baseline
-    return Attribution(total, mass, tissue, total - mass - tissue, 1000 * mass_move)
+    d_mass = matching_move(base_phi, spacing, bone_volume(treated_phi, spacing))
+    d_arch = matching_move(treated_phi, spacing, bone_volume(base_phi, spacing))
+    geometry = {(): base_phi, ("mass",): move_surface(base_phi, d_mass, spacing),
+                ("architecture",): move_surface(treated_phi, d_arch, spacing),
+                ("mass", "architecture"): treated_phi}
+    out = {}
+    for geo, phi in geometry.items():
+        # each tissue field carried onto this geometry from B and from T
+        from_base = tuple(baseline_tissue_on(phi, base_phi, f, spacing) for f in base_tissue)
+        from_treated = tuple(baseline_tissue_on(phi, treated_phi, f, spacing) for f in treated_tissue)
+        out[frozenset(geo)] = (phi, tuple(base_tissue) if geo == () else from_base)
+        out[frozenset(geo) | {"tissue"}] = (phi, tuple(treated_tissue) if len(geo) == 2 else from_treated)
+    return out, d_mass
+
+
+def attribute(f_baseline, f_treated, f_mass, f_tissue_fixed, mass_move=0.0, *, f_tissue=None,
+              f_architecture=None, f_mass_tissue=None, f_architecture_tissue=None) -> Attribution:
+    """Split F(T) - F(B) (percent of F(B)) into mass, architecture and tissue.
+
+    f_mass : F{mass}; f_tissue_fixed : F{mass, architecture} (T's geometry, B's tissue);
+    f_tissue, f_architecture, f_mass_tissue, f_architecture_tissue : F of the other
+    coalitions (module docstring). With all of them the split is the Shapley value
+    (order-free). With only the first four it is the sequential split mass ->
+    architecture -> tissue, marked ``order_free=False``.
+    """
+    extra = (f_tissue, f_architecture, f_mass_tissue, f_architecture_tissue)
+    m, a, t = (frozenset([p]) for p in PLAYERS)
+    values = {frozenset(): f_baseline, m: f_mass, m | a: f_tissue_fixed, m | a | t: f_treated}
+    if all(x is not None for x in extra):
+        values.update({t: f_tissue, a: f_architecture, m | t: f_mass_tissue, a | t: f_architecture_tissue})
+        parts = shapley({k: 100.0 * v / f_baseline for k, v in values.items()})
+        order_free = True
+    elif any(x is not None for x in extra):
+        raise ValueError("give all four extra coalitions for the order-free split, or none")
+    else:
+        parts = {"mass": 100.0 * (f_mass - f_baseline) / f_baseline,
+                 "architecture": 100.0 * (f_tissue_fixed - f_mass) / f_baseline,
+                 "tissue": 100.0 * (f_treated - f_tissue_fixed) / f_baseline}
+        order_free = False
+    total = 100.0 * (f_treated / f_baseline - 1.0)
+    return Attribution(total, parts["mass"], parts["tissue"], parts["architecture"],
+                       1000.0 * mass_move, order_free)

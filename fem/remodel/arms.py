@@ -1,39 +1,44 @@
 """One specimen through the arms of a trial: spin-up, then each drug from the same state.
 
 A fresh synthetic specimen has no remodelling history (no open cavities, all bone
-fully mineralised), so it is first remodelled untreated for ``spinup_years``; that
-state is the baseline (time 0) of every arm, and every arm then draws the same random
-numbers (same seed), so arms differ only by the drug.
+fully mineralised). It is first given the mineral mosaic of ``3 tau`` years of past
+untreated remodelling (fem.remodel.bmu.mineral_history: packets of every age, so the
+mineral distribution is in its steady state, not a uniform deficit), then remodelled
+untreated for ``spinup_years`` so that open cavities of every age exist. That state is
+the baseline (time 0) of every arm; every arm then draws the same candidate BMUs (same
+seed, common random numbers), so arms differ only by the drug.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
-from fem.remodel.bmu import BoneState, simulate
+from fem.remodel.bmu import BoneState, mineral_history, simulate
 from fem.remodel.presets import arm_params, untreated
 
 
 def baseline_state(phi, spacing, cohort: str, seed: int, spinup_years: float = 1.0,
-                   dt: float = 1.0 / 12.0) -> BoneState:
-    """Spin a fresh level-set specimen up to the cohort's untreated remodelling state."""
+                   dt: float = 1.0 / 12.0, mineral_years: float | None = None,
+                   params=None) -> BoneState:
+    """Spin a fresh level-set specimen up to the cohort's untreated remodelling state.
+
+    ``mineral_years`` of mineral history (default 3 x tau_secondary), then
+    ``spinup_years`` of untreated remodelling (``params``: the cohort's untreated
+    parameters unless given).
+    """
     state = BoneState.from_levelset(phi, spacing)
-    params = untreated(cohort)
+    params = params or untreated(cohort)
+    years = 3.0 * params.tau_secondary if mineral_years is None else mineral_years
+    if years > 0:
+        mineral_history(state, params, years, seed, dt)
     if spinup_years > 0:
-        history, _ = simulate(state, params, spinup_years, seed=seed, dt=dt)
-        # Turnover: bone formed per year over the bone volume (second half of the spin-up,
-        # when formation has started).
-        half = len(history) // 2
-        formed = history[-1]["formed_mm3"] - history[half]["formed_mm3"]
-        years = history[-1]["time_years"] - history[half]["time_years"]
-        turnover = formed / years / history[-1]["bone_volume_mm3"] if years > 0 else 0.0
-        _equilibrate_mineral(state, params, turnover)
+        simulate(state, params, spinup_years, seed=seed, dt=dt)
     state.time = 0.0
     state.resorbed = state.formed = 0.0
     state.activations = state.perforations = 0
-    # Open cavities keep their refill times relative to the new time origin.
+    state.closed = {"n": 0, "resorbed": 0.0, "formed": 0.0, "area": 0.0}
+    state.events = []
+    # Open cavities keep their ages relative to the new time origin.
     for b in state.bmus:
-        b.end -= spinup_years
+        b.start -= spinup_years
     return state
 
 
@@ -45,26 +50,6 @@ def steady_state_mineral(params, turnover: float) -> float:
     """
     k_tau = turnover * params.tau_secondary
     return 1.0 - (1.0 - params.primary_mineral) * k_tau / (1.0 + k_tau)
-
-
-def _equilibrate_mineral(state: BoneState, params, turnover: float) -> None:
-    """Bring the bone's mean mineral content to the steady state of its turnover.
-
-    A fresh specimen starts fully mineralised, and secondary mineralisation takes years
-    (tau ~ 3 yr), far longer than the spin-up: without this the baseline would keep
-    losing BMD through mineral alone. The bone formed during the spin-up keeps its
-    young, low mineral content (so the baseline already has the soft new-bone patches
-    that every later state has); the older bone (still at m = 1) gets the deficit that
-    makes the bone-weighted mean equal the steady state.
-    """
-    f = state.fraction
-    old = state.mineral >= 1.0
-    total = float(f.sum())
-    young_deficit = float(np.sum(f * (1.0 - state.mineral) * ~old))
-    old_volume = float(np.sum(f * old))
-    target = (1.0 - steady_state_mineral(params, turnover)) * total
-    if old_volume > 0:
-        state.mineral[old] = np.float32(1.0 - max(target - young_deficit, 0.0) / old_volume)
 
 
 def run_arm(baseline: BoneState, cohort: str, arm: str, years: float, seed: int,

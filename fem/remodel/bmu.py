@@ -2,27 +2,37 @@
 
 Each time step (default one month):
 
-1. Activation. New BMUs start on the bone surface at the activation frequency Ac.f
-   (per year: the fraction of the surface that starts a remodelling cycle per year):
-   their number is Poisson(Ac.f x dt x BS / mean cavity area). Sites are surface voxels
-   drawn uniformly by a seeded RNG; the site is the voxel centre projected on phi = 0.
-2. Resorption. A BMU digs a cavity at once (the 40-day resorption phase is shorter
-   than a step): the surface retreats by the depth profile
-   ``g(rho) = D (1 - rho^2 / r^2)^3`` for tangential distance rho < r, with maximum
-   depth D and footprint area pi r^2 drawn from normal distributions (ANCHORS.md:
-   30.1 +- 8.6 um, 80.6 +- 22.2 x 10^3 um^2). The cubic profile makes the cavity
-   volume pi r^2 D / 4, which matches the measured mean volume (614 x 10^3 um^3 =
-   80.6 x 10^3 um^2 x 30.1 um / 4).
-3. Perforation. A cavity perforates when it changes the topology of the bone around it:
-   it makes a hole through a plate or severs a rod, i.e. the Euler characteristic or
-   the number of bone components in the cavity's box changes. Topology is that of the
-   voxels with bone (f > 0), which are the finite elements: the mechanical connectivity. A perforating cavity is
-   never refilled (no surface is left to build on; Liu et al. 2008), and bone that the
-   perforation disconnects from the specimen is resorbed.
-4. Formation. ``resorption_days + formation_days`` (40 + 160 days) after activation the
-   cavity is refilled: the surface advances by ``balance x g``. balance < 1 leaves a
-   deficit (age-related loss), balance > 1 builds bone (an anabolic BMU). New bone
-   enters at the primary mineral content and then mineralises (fem.remodel.mineral).
+1. Formation. Every open BMU past its resorption phase refills its cavity
+   progressively: at age a the surface has advanced by
+   ``balance x clip((a - Rs.P) / FP, 0, 1) x g``, so a cavity is refilled at a constant
+   rate over the formation period FP (not in one deposit at the end). balance < 1
+   leaves a deficit, balance > 1 builds bone. New bone enters at the primary mineral
+   content and then mineralises (fem.remodel.mineral). A BMU closes at age Rs.P + FP.
+2. Activation. Candidates are a Poisson point process in the whole box at a fixed
+   maximum rate ``ACF_MAX`` (per year, per unit of bone surface); a candidate that
+   falls on a quiescent surface voxel (|phi| < h/2 and no open BMU there: reversal and
+   formation surfaces are not resorbed) is accepted with probability
+   ``Ac.f / ACF_MAX x BS / QS`` (thinning; the BS / QS factor keeps Ac.f the fraction of
+   the whole surface activated per year). Candidates, their acceptance numbers and
+   their cavity sizes come from a stream of their own for each step
+   (``default_rng([seed, step, purpose])``) and do not depend on the state, so two
+   arms with the same seed share their candidates: an arm with a slightly higher Ac.f
+   accepts the same BMUs plus a few (common random numbers).
+3. Resorption. A BMU digs its cavity at once (the 40-day resorption phase is about one
+   step): bone is carved away down to a flat-bottomed floor ``D (1 - (rho / r)^4)``
+   below the tangent plane at the site, for tangential distance rho < r, whose mean
+   depth over the footprint is 2 D / 3 (the erosion depth E.De). Carving (phi <-
+   min(phi, -c), c the cavity's signed distance) removes only bone above the floor, so
+   the far side of the trabecula and trabeculae across the marrow are untouched; the
+   retreat field is stored and refilled. The cavity does not dig into the footprint of
+   another open BMU. Its footprint area pi r^2 and maximum depth D are drawn from normal
+   distributions (docs/model.md: sources).
+4. Perforation. A cavity perforates when its depth at the site reaches through the
+   local thickness of the trabecula, measured along the inward normal at the site (2 x
+   the largest signed distance on that ray). A perforating cavity is never refilled (no
+   surface is left to build on; Liu et al. 2008). Pieces of bone then left touching no
+   face of the specimen are resorbed (fem.specimen.islands.attached_to_boundary): a
+   piece that reaches a face is attached to the rest of the vertebral body beyond it.
 
 Units: mm, years. Volume bookkeeping is exact: bone volume(t) = bone volume(0) -
 resorbed + formed, with volumes from the voxels' partial-volume fractions.
@@ -34,19 +44,28 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
-from skimage.measure import euler_number
 
 from fem.remodel.mineral import bmd, mineralise, mix
+from fem.specimen.islands import attached_to_boundary
 from fem.specimen.levelset import voxel_edge, volume_fraction
+
+# Maximum activation frequency of the candidate process (1/yr). Every arm thins the same
+# candidates, so it must be the same for all of them and above every arm's Ac.f x BS/QS
+# (beyond it activation saturates).
+ACF_MAX = 8.0
+# Signed distance given to resorbed loose pieces: deeper than any refill can reach.
+GONE = -1.0
+# Streams of random numbers, one per purpose and step.
+CANDIDATES, MINERAL_HISTORY = 1, 2
 
 
 @dataclass
 class RemodelParams:
     """BMU model parameters (docs/model.md gives each one's source)."""
 
-    activation_frequency: float = 0.5    # 1/yr
-    resorption_depth: float = 0.0301     # mm, mean maximum cavity depth
-    resorption_depth_sd: float = 0.0086  # mm
+    activation_frequency: float = 0.3    # 1/yr, fraction of the bone surface activated per year
+    resorption_depth: float = 0.065      # mm, maximum cavity depth D (mean depth 2 D / 3)
+    resorption_depth_sd: float = 0.015   # mm
     cavity_area: float = 0.0806          # mm^2, mean footprint
     cavity_area_sd: float = 0.0222       # mm^2
     resorption_days: float = 40.0
@@ -59,9 +78,13 @@ class RemodelParams:
 
 @dataclass
 class Bmu:
-    box: tuple          # slices of the cavity's box
-    depth: np.ndarray   # (box shape) float32, surface retreat g, mm
-    end: float          # time of refill, years
+    box: tuple           # slices of the cavity's box
+    depth: np.ndarray    # (box shape) float32, surface retreat g dug by the cavity, mm
+    start: float         # activation time, years
+    resorbed: float      # mm^3 dug
+    area: float          # mm^2, bone surface in the footprint when dug
+    filled: float = 0.0  # fraction of g refilled so far
+    formed: float = 0.0  # mm^3 refilled so far
 
 
 @dataclass
@@ -71,7 +94,8 @@ class BoneState:
     phi : (nx, ny, nz) float32 signed distance to the bone surface, mm (> 0 in bone)
     mineral : (nx, ny, nz) float32 relative mineral content of the bone in each voxel
     quality : (nx, ny, nz) float32 matrix-quality multiplier of the bone in each voxel
-    spacing : voxel edge (mm); time : years; bmus : open cavities awaiting formation
+    open_count : (nx, ny, nz) int16 number of open BMUs whose footprint covers a voxel
+    spacing : voxel edge (mm); time : years; bmus : open cavities
     """
 
     phi: np.ndarray
@@ -84,6 +108,14 @@ class BoneState:
     formed: float = 0.0       # mm^3 since the start
     perforations: int = 0
     activations: int = 0
+    open_count: np.ndarray | None = None
+    # Completed cycles: sums of resorbed and formed volume and footprint area (E.De, W.Th).
+    closed: dict = field(default_factory=lambda: {"n": 0, "resorbed": 0.0, "formed": 0.0, "area": 0.0})
+    events: list = field(default_factory=list)   # perforations: time, depth, thickness (mm)
+
+    def __post_init__(self):
+        if self.open_count is None:
+            self.open_count = np.zeros(self.phi.shape, np.int16)
 
     @classmethod
     def from_levelset(cls, phi, spacing):
@@ -93,8 +125,9 @@ class BoneState:
 
     def copy(self) -> "BoneState":
         return BoneState(self.phi.copy(), self.mineral.copy(), self.quality.copy(), self.spacing,
-                         self.time, [Bmu(b.box, b.depth, b.end) for b in self.bmus],
-                         self.resorbed, self.formed, self.perforations, self.activations)
+                         self.time, [Bmu(**vars(b)) for b in self.bmus], self.resorbed, self.formed,
+                         self.perforations, self.activations, self.open_count.copy(),
+                         dict(self.closed), list(self.events))
 
     @property
     def fraction(self) -> np.ndarray:
@@ -108,105 +141,221 @@ def band_surface_area(phi, spacing) -> float:
     return float(np.count_nonzero(np.abs(phi) < h / 2)) * h * h
 
 
-def _cavity(phi, spacing, centre_idx, depth, radius):
-    """Box slices and surface-retreat field g of a cavity at a surface voxel."""
-    h = voxel_edge(spacing)
-    sp = np.asarray(spacing)
-    reach = radius + 2 * h
-    lo = np.maximum(np.floor((centre_idx * sp - reach) / sp).astype(int), 0)
-    hi = np.minimum(np.ceil((centre_idx * sp + reach) / sp).astype(int) + 1, phi.shape)
-    box = tuple(slice(a, b) for a, b in zip(lo, hi))
-    local = phi[box]
-    i, j, k = (centre_idx - lo)
-    # Surface normal (pointing out of bone) by central differences, then the site on phi = 0.
-    grad = np.array([np.gradient(local, sp[0], axis=0)[i, j, k], np.gradient(local, sp[1], axis=1)[i, j, k],
-                     np.gradient(local, sp[2], axis=2)[i, j, k]])
+def _normal(phi, spacing, idx) -> np.ndarray:
+    """Unit normal pointing out of bone at voxel ``idx`` (central differences)."""
+    sp = np.asarray(spacing, float)
+    grad = np.zeros(3)
+    for ax in range(3):
+        lo, hi = list(idx), list(idx)
+        lo[ax] = max(idx[ax] - 1, 0)
+        hi[ax] = min(idx[ax] + 1, phi.shape[ax] - 1)
+        if hi[ax] > lo[ax]:
+            grad[ax] = (phi[tuple(hi)] - phi[tuple(lo)]) / ((hi[ax] - lo[ax]) * sp[ax])
     norm = np.linalg.norm(grad)
-    n = -grad / norm if norm > 0 else np.array([0.0, 0.0, 1.0])
-    site = (centre_idx + 0.5) * sp + local[i, j, k] * n
+    return -grad / norm if norm > 0 else np.array([0.0, 0.0, 1.0])
+
+
+def _cavity(phi, spacing, centre_idx, depth, radius):
+    """The cavity of a BMU at a surface voxel: box slices, the signed distance field
+    ``c`` of the cavity region in that box (mm, > 0 inside), the site (mm) and the
+    outward normal.
+
+    The cavity is the region within ``radius`` of the normal through the site, from
+    ``depth x (1 - (rho / r)^4)`` below the tangent plane up to 2 h above it. Carving it
+    (phi <- min(phi, -c)) removes only bone above the cavity floor: the far side of a
+    trabecula thicker than the cavity, and trabeculae across the marrow, are untouched.
+    """
+    h = voxel_edge(spacing)
+    sp = np.asarray(spacing, float)
+    centre_idx = np.asarray(centre_idx)
+    n = _normal(phi, spacing, tuple(centre_idx))
+    site = (centre_idx + 0.5) * sp + float(phi[tuple(centre_idx)]) * n
+    reach = max(radius, depth) + 3 * h
+    lo = np.maximum(np.floor((site - reach) / sp).astype(int), 0)
+    hi = np.minimum(np.ceil((site + reach) / sp).astype(int) + 1, phi.shape)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi))
     x, y, z = np.meshgrid(*(((np.arange(a, b) + 0.5) * s) for a, b, s in zip(lo, hi, sp)),
                           indexing="ij", sparse=True)
     dx, dy, dz = x - site[0], y - site[1], z - site[2]
     a = dx * n[0] + dy * n[1] + dz * n[2]                  # along the outward normal
-    rho2 = dx ** 2 + dy ** 2 + dz ** 2 - a ** 2
-    g = depth * np.clip(1.0 - rho2 / radius ** 2, 0.0, None) ** 3
-    # A dent from the site's side only: full depth down to a = -D below the site, none
-    # below -1.5 D, so the far side of a trabecula thicker than ~1.5 D is untouched and
-    # other trabeculae across the marrow never are.
-    w = np.clip((a + 1.5 * depth) / (0.5 * depth), 0.0, 1.0)
-    return box, (g * w).astype(np.float32)
+    rho = np.sqrt(np.maximum(dx ** 2 + dy ** 2 + dz ** 2 - a ** 2, 0.0))
+    floor = depth * np.clip(1.0 - (rho / radius) ** 4, 0.0, None)
+    c = np.minimum(np.minimum(a + floor, 2 * h - a), radius - rho)
+    return box, c.astype(np.float32), site, n
 
 
-def _topology(bone_box) -> tuple:
-    return euler_number(bone_box, connectivity=1), ndimage.label(bone_box)[1]
+def carve(local_phi, c) -> np.ndarray:
+    """Surface retreat (mm, >= 0) that carving the cavity ``c`` makes in ``local_phi``."""
+    return np.maximum(local_phi + c, 0.0).astype(np.float32)
 
 
-def _record(state: BoneState, extra=None) -> dict:
+def local_thickness_at(phi, spacing, site, normal, reach) -> float:
+    """Thickness (mm) of the trabecula under a surface site: the chord along the inward
+    normal from the site to where the signed distance first turns negative again
+    (sampled every h/4, linearly interpolated); ``inf`` if the ray is still in bone
+    ``reach`` mm deep. A chord is robust to a normal a few degrees off (it shortens as
+    the cosine), unlike twice the largest distance on the ray."""
+    sp = np.asarray(spacing, float)
+    h = voxel_edge(spacing)
+    s = np.arange(h / 4, reach + h / 4, h / 4)
+    pts = site[None, :] - s[:, None] * normal[None, :]
+    vals = ndimage.map_coordinates(phi, (pts / sp - 0.5).T, order=1, mode="nearest")
+    out = np.flatnonzero(vals < 0)
+    if out.size == 0:
+        return float("inf")
+    k = out[0]
+    if k == 0:
+        return float(s[0])
+    # zero crossing between samples k-1 (>= 0) and k (< 0)
+    return float(s[k - 1] + (s[k] - s[k - 1]) * vals[k - 1] / (vals[k - 1] - vals[k]))
+
+
+def _candidates(state: BoneState, dt: float, area: float, seed: int, step: int, purpose: int):
+    """Candidate sites of one step: voxel indices, acceptance numbers, normal deviates
+    for depth and area. Independent of the state's geometry (common random numbers)."""
+    h = voxel_edge(state.spacing)
+    shape = np.asarray(state.phi.shape)
+    volume = float(np.prod(shape * np.asarray(state.spacing)))
+    # Points per mm^3 such that the surface band (BS x h) receives ACF_MAX dt BS / area.
+    rate = ACF_MAX * dt / (area * h)
+    rng = np.random.default_rng([seed, step, purpose])
+    n = rng.poisson(rate * volume)
+    idx = np.minimum((rng.random((n, 3)) * shape).astype(int), shape - 1)
+    u, zd, za = rng.random(n), rng.standard_normal(n), rng.standard_normal(n)
+    return idx, u, zd, za
+
+
+def _sizes(p: RemodelParams, zd, za):
+    depth = max(p.resorption_depth + p.resorption_depth_sd * zd, 0.2 * p.resorption_depth)
+    area = max(p.cavity_area + p.cavity_area_sd * za, 0.2 * p.cavity_area)
+    return depth, np.sqrt(area / np.pi)
+
+
+def _record(state: BoneState, p: RemodelParams | None = None, extra=None) -> dict:
     f = state.fraction
     vox = float(np.prod(state.spacing))
+    h = voxel_edge(state.spacing)
     bone = float(f.sum()) * vox
+    band = np.abs(state.phi) < h / 2
+    n_band = max(int(band.sum()), 1)
+    eroded = forming = 0
+    space = 0.0
+    if state.bmus and p is not None:
+        rs = p.resorption_days / 365.25
+        mark = np.zeros(state.phi.shape, np.int8)
+        for b in state.bmus:
+            phase = 1 if state.time - b.start < rs else 2
+            region = b.depth > 0
+            sub = mark[b.box]
+            sub[region] = np.maximum(sub[region], phase)
+            space += max(b.resorbed - b.formed, 0.0)
+        eroded = int(np.count_nonzero(band & (mark == 1)))
+        forming = int(np.count_nonzero(band & (mark == 2)))
+    c = state.closed
     row = {
         "time_years": round(state.time, 6),
         "bv_tv": bone / (f.size * vox),
         "bmd_mg_cm3": bmd(f, state.mineral),
         "tmd_relative": float(np.sum(f * state.mineral) / max(f.sum(), 1e-30)),
         "bone_volume_mm3": bone,
-        "bs_mm2": band_surface_area(state.phi, state.spacing),
+        "bs_mm2": n_band * h * h,
         "open_bmus": len(state.bmus),
         "activations": state.activations,
         "perforations": state.perforations,
         "resorbed_mm3": state.resorbed,
         "formed_mm3": state.formed,
+        "es_bs": eroded / n_band,               # eroded (resorption / reversal) surface
+        "os_bs": forming / n_band,              # forming (osteoid) surface
+        "remodelling_space": space / max(bone, 1e-30),
+        "erosion_depth_mm": c["resorbed"] / c["area"] if c["area"] else None,
+        "wall_thickness_mm": c["formed"] / c["area"] if c["area"] else None,
     }
     row.update(extra or {})
     return row
 
 
-def step(state: BoneState, p: RemodelParams, dt: float, rng) -> None:
-    """Advance the state by ``dt`` years (activation, resorption, formation, mineralisation)."""
+def _form(state: BoneState, p: RemodelParams, t_end: float, vox: float) -> None:
+    """Progressive refilling of every open BMU to its fill at ``t_end``; closes finished ones."""
+    rs, fp = p.resorption_days / 365.25, p.formation_days / 365.25
+    still_open = []
+    for b in state.bmus:
+        age = t_end - b.start
+        target = p.balance * min(max((age - rs) / fp, 0.0), 1.0)
+        if target > b.filled:
+            local = state.phi[b.box]
+            f0 = volume_fraction(local, state.spacing)
+            local += np.float32(target - b.filled) * b.depth
+            added = volume_fraction(local, state.spacing) - f0
+            b.filled = target
+            dv = float(added.sum()) * vox
+            b.formed += dv
+            state.formed += dv
+            state.mineral[b.box] = mix(f0, state.mineral[b.box], added, p.primary_mineral)
+            state.quality[b.box] = mix(f0, state.quality[b.box], added, p.quality)
+        if age >= rs + fp:
+            state.open_count[b.box] -= (b.depth > 0).astype(np.int16)
+            c = state.closed
+            c["n"] += 1
+            c["resorbed"] += b.resorbed
+            c["formed"] += b.formed
+            c["area"] += b.area
+        else:
+            still_open.append(b)
+    state.bmus = still_open
+
+
+def activate(state: BoneState, p: RemodelParams, centre, depth: float, radius: float,
+             band=None) -> bool:
+    """Dig one cavity (maximum depth ``depth``, footprint radius ``radius``, mm) at the
+    surface voxel ``centre``; returns True if it perforated (then it is not refilled)."""
+    h = voxel_edge(state.spacing)
+    vox = float(np.prod(state.spacing))
+    band = np.abs(state.phi) < h / 2 if band is None else band
+    box, c, site, normal = _cavity(state.phi, state.spacing, centre, depth, radius)
+    g = carve(state.phi[box], c)
+    g[state.open_count[box] > 0] = 0.0       # no digging into another open BMU
+    thickness = local_thickness_at(state.phi, state.spacing, site, normal, 1.5 * depth)
+    local = state.phi[box]
+    f0 = volume_fraction(local, state.spacing)
+    area = float(np.count_nonzero(band[box] & (g > 0))) * h * h
+    local -= g
+    dv = float((f0 - volume_fraction(local, state.spacing)).sum()) * vox
+    state.resorbed += dv
+    state.activations += 1
+    if thickness <= depth:
+        state.perforations += 1
+        state.events.append({"time": state.time, "depth": depth, "thickness": thickness})
+        return True
+    state.open_count[box] += (g > 0).astype(np.int16)
+    state.bmus.append(Bmu(box, g, state.time, dv, area))
+    return False
+
+
+def step(state: BoneState, p: RemodelParams, dt: float, seed: int, step_index: int) -> None:
+    """Advance the state by ``dt`` years: formation, activation, resorption, mineralisation.
+
+    ``seed`` and ``step_index`` select this step's candidates (common random numbers).
+    """
     h = voxel_edge(state.spacing)
     vox = float(np.prod(state.spacing))
     t_end = state.time + dt
+    _form(state, p, t_end, vox)
 
-    # Formation of the BMUs whose cycle ends in this step.
-    still_open = []
-    for b in state.bmus:
-        if b.end > t_end:
-            still_open.append(b)
-            continue
-        local = state.phi[b.box]
-        f0 = volume_fraction(local, state.spacing)
-        local += np.float32(p.balance) * b.depth
-        f1 = volume_fraction(local, state.spacing)
-        added = f1 - f0
-        state.formed += float(added.sum()) * vox
-        state.mineral[b.box] = mix(f0, state.mineral[b.box], added, p.primary_mineral)
-        state.quality[b.box] = mix(f0, state.quality[b.box], added, p.quality)
-    state.bmus = still_open
-
-    # Activation and resorption.
-    band = np.flatnonzero(np.abs(state.phi) < h / 2)
-    bs = band.size * h * h
-    n_new = rng.poisson(p.activation_frequency * dt * bs / p.cavity_area) if band.size else 0
-    cycle = (p.resorption_days + p.formation_days) / 365.25
+    band = np.abs(state.phi) < h / 2
+    quiescent = band & (state.open_count == 0)
+    n_band, n_q = int(band.sum()), int(quiescent.sum())
+    idx, u, zd, za = _candidates(state, dt, p.cavity_area, seed, step_index, CANDIDATES)
+    if n_q == 0 or p.activation_frequency <= 0:
+        accept_below = 0.0
+    else:
+        # Saturates when nearly all the surface is open (Ac.f x BS/QS > ACF_MAX): then
+        # every candidate on quiescent surface starts a BMU and the realised Ac.f is lower.
+        accept_below = min(p.activation_frequency / ACF_MAX * n_band / n_q, 1.0)
     perforated_any = False
-    for idx in rng.choice(band, size=n_new, replace=True) if n_new else []:
-        depth = max(rng.normal(p.resorption_depth, p.resorption_depth_sd), 0.2 * p.resorption_depth)
-        area = max(rng.normal(p.cavity_area, p.cavity_area_sd), 0.2 * p.cavity_area)
-        centre = np.array(np.unravel_index(idx, state.phi.shape))
-        box, g = _cavity(state.phi, state.spacing, centre, depth, np.sqrt(area / np.pi))
-        local = state.phi[box]
-        # Topology of the voxels that are elements (f > 0): the mechanical connectivity.
-        before = _topology(local > -h / 2)
-        f0 = volume_fraction(local, state.spacing)
-        local -= g
-        state.resorbed += float((f0 - volume_fraction(local, state.spacing)).sum()) * vox
-        state.activations += 1
-        if _topology(local > -h / 2) != before:
-            state.perforations += 1
-            perforated_any = True
-        else:
-            state.bmus.append(Bmu(box, g, state.time + cycle))
+    for k in np.flatnonzero(u < accept_below):
+        centre = tuple(idx[k])
+        if quiescent[centre] and not state.open_count[centre]:
+            perforated_any |= activate(state, p, centre, *_sizes(p, zd[k], za[k]), band=band)
     if perforated_any:
         _resorb_fragments(state)
 
@@ -215,17 +364,16 @@ def step(state: BoneState, p: RemodelParams, dt: float, rng) -> None:
 
 
 def _resorb_fragments(state: BoneState) -> None:
-    """Bone cut off from the specimen by perforations is resorbed (counted as resorbed)."""
+    """Bone touching no face of the specimen is resorbed (counted as resorbed)."""
     h = voxel_edge(state.spacing)
-    labels, n = ndimage.label(state.phi > -h / 2)
-    if n <= 1:
+    bone = state.phi > -h / 2
+    kept, removed = attached_to_boundary(bone)
+    if not removed:
         return
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    loose = (labels != np.argmax(sizes)) & (labels > 0)
+    loose = bone & ~kept
     f = volume_fraction(state.phi[loose], state.spacing)
     state.resorbed += float(f.sum()) * float(np.prod(state.spacing))
-    state.phi[loose] = -h
+    state.phi[loose] = GONE
 
 
 def simulate(state: BoneState, params: RemodelParams, years: float, seed: int,
@@ -233,23 +381,57 @@ def simulate(state: BoneState, params: RemodelParams, years: float, seed: int,
     """Remodel ``state`` in place for ``years``.
 
     Returns ``(history, snapshots)``: one dict per step (and one for the start) with
-    BV/TV, BMD (mg HA/cm^3), relative tissue mineral density, BS, open BMUs and the
-    cumulative activations, perforations, resorbed and formed volumes (mm^3); and
-    ``{time: BoneState copy}`` at the requested checkpoint times (years from the start
-    of this call, rounded to steps). ``on_step(row)`` is called after every step.
+    BV/TV, BMD (mg HA/cm^3), relative tissue mineral density, BS, open BMUs, ES/BS,
+    OS/BS, remodelling space (fraction of BV), mean erosion depth and wall thickness of
+    the completed cycles (mm) and the cumulative activations, perforations, resorbed and
+    formed volumes (mm^3); and ``{time: BoneState copy}`` at the requested checkpoint
+    times (years from the start of this call, rounded to steps). ``on_step(row)`` is
+    called after every step. Step i of a call draws the stream ``[seed, i, purpose]``.
     """
-    rng = np.random.default_rng(seed)
     n = int(round(years / dt))
     want = {int(round(c / dt)) for c in checkpoints}
     t0 = state.time
-    history = [_record(state)]
+    history = [_record(state, params)]
     snapshots = {0.0: state.copy()} if 0 in want else {}
     for i in range(1, n + 1):
-        step(state, params, dt, rng)
-        row = _record(state)
+        step(state, params, dt, seed, i)
+        row = _record(state, params)
         history.append(row)
         if on_step:
             on_step(row)
         if i in want:
             snapshots[round(state.time - t0, 6)] = state.copy()
     return history, snapshots
+
+
+def mineral_history(state: BoneState, params: RemodelParams, years: float, seed: int,
+                    dt: float = 1.0 / 12.0) -> float:
+    """Give the bone the mineral mosaic of ``years`` of past remodelling, geometry unchanged.
+
+    Cavities are drawn as in :func:`simulate` (stream MINERAL_HISTORY) and replaced at
+    once by new bone at the primary mineral content (balance 1, no change of phi), which
+    then mineralises. After about three tau the mean and the spread of the mineral
+    content are those of the steady state of the turnover, with a patchwork of packets
+    of different ages instead of a uniform deficit. Returns the renewal rate (bone volume
+    renewed per year over the bone volume, 1/yr).
+    """
+    h = voxel_edge(state.spacing)
+    n = int(round(years / dt))
+    renewed_total = 0.0
+    for i in range(1, n + 1):
+        band = np.abs(state.phi) < h / 2
+        idx, u, zd, za = _candidates(state, dt, params.cavity_area, seed, i, MINERAL_HISTORY)
+        for k in np.flatnonzero(u < params.activation_frequency / ACF_MAX):
+            centre = tuple(idx[k])
+            if not band[centre]:
+                continue
+            depth, radius = _sizes(params, zd[k], za[k])
+            box, c, _, _ = _cavity(state.phi, state.spacing, centre, depth, radius)
+            local = state.phi[box]
+            g = carve(local, c)
+            f0 = volume_fraction(local, state.spacing)
+            renewed = f0 - volume_fraction(local - g, state.spacing)
+            renewed_total += float(renewed.sum())
+            state.mineral[box] = mix(f0 - renewed, state.mineral[box], renewed, params.primary_mineral)
+        mineralise(state.mineral, dt, params.tau_secondary)
+    return renewed_total / max(years, 1e-30) / max(float(state.fraction.sum()), 1e-30)

@@ -1,36 +1,59 @@
 """Fit preset parameters so the simulated 2-year BMD change matches clinical targets.
 
-BMD is what trials measure and strength is what the engine predicts, so drug presets
-are calibrated on BMD: a few named parameters of one preset are fitted (bounded
-Nelder-Mead on the squared error, mean over several seeded specimens per cohort) to
-target BMD changes in one or more cohorts. Every evaluation uses the same seeds
-(common random numbers), so the objective is deterministic.
+BMD is what trials measure and strength is what the engine predicts, so presets are
+calibrated on BMD: a few named parameters of one preset are fitted to target BMD
+changes (mean over several seeded specimens per cohort). Every evaluation uses the same
+seeds, and arms share their candidate BMUs (common random numbers,
+fem.remodel.bmu), so the objective is deterministic and nearly continuous: one
+parameter against one target is solved by bracketing and Brent's method; several by
+bounded Nelder-Mead on the squared error.
+
+A drug preset is one set of factors for every cohort: it is fitted to the cohorts
+given as targets (the shipped combination to the early postmenopausal cohort only),
+and its changes in the other cohorts are predictions. Untreated parameters belong to
+one cohort (its own turnover and loss).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import tempfile
 import time
+import tomllib
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
-from scipy.optimize import minimize
+from scipy.optimize import brentq, minimize
 
+from fem.errors import BonefemError
 from fem.remodel.arms import baseline_state, percent_change, run_arm
-from fem.remodel.presets import FACTORS, apply_factors, drug_factors, untreated
+from fem.remodel.presets import FACTORS, FOLDER, apply_factors, drug_factors, preset_path, untreated
 from fem.specimen.cohorts import load_cohort
 from fem.specimen.vertebral import generate
 
 
 @dataclasses.dataclass(frozen=True)
 class Setting:
-    """The small specimens a calibration (or its check) simulates."""
+    """The small specimens a calibration (or its check) simulates.
+
+    size and voxel_size mirror the trial's [trial.specimen] defaults (fem.case
+    TrialSpecimen), years and spinup_years the trial's; :meth:`of_trial` takes them from
+    a trial so that a calibration and a trial simulate the same specimens.
+    """
 
     size: float = 3.0          # mm cube
     voxel_size: float = 0.04   # mm
     seeds: tuple = (0, 1, 2)
     years: float = 2.0
     spinup_years: float = 1.0
+
+    @classmethod
+    def of_trial(cls, trial, seeds=None) -> "Setting":
+        """The setting of a case's [trial] table (fem.case.Trial)."""
+        return cls(trial.specimen.size, trial.specimen.voxel_size,
+                   tuple(seeds if seeds is not None else trial.seeds), trial.years, trial.spinup_years)
 
 
 @lru_cache(maxsize=64)
@@ -45,29 +68,34 @@ def _baseline(cohort: str, seed: int, setting: Setting, untreated_key: tuple):
     return baseline_state(net.phi, net.spacing, cohort, seed, setting.spinup_years)
 
 
-def bmd_change(cohort: str, params, setting: Setting = Setting()) -> list[float]:
-    """2-year (setting.years) BMD change, percent, for each seed, under BMU ``params``."""
-    key = tuple(dataclasses.astuple(untreated(cohort)))
+def baseline(cohort: str, seed: int, setting: Setting = Setting()):
+    """The (cached) untreated baseline state of one cohort and seed."""
+    return _baseline(cohort, seed, setting, tuple(dataclasses.astuple(untreated(cohort))))
+
+
+def bmd_change(cohort: str, params, setting: Setting = Setting(), key="bmd_mg_cm3") -> list[float]:
+    """2-year (setting.years) change of ``key`` (BMD), percent, per seed, under ``params``."""
     out = []
     for seed in setting.seeds:
-        base = _baseline(cohort, seed, setting, key)
-        history, _ = run_arm(base, cohort, "custom", setting.years, seed, params=params)
-        out.append(percent_change(history))
+        history, _ = run_arm(baseline(cohort, seed, setting), cohort, "custom", setting.years, seed,
+                             params=params)
+        out.append(percent_change(history, key))
     return out
 
 
 def arm_change(cohort: str, arm: str, setting: Setting = Setting(), factors=None) -> list[float]:
     """BMD change per seed for a shipped or user arm (or explicit factors)."""
-    factors = factors if factors is not None else drug_factors(arm, cohort)
+    factors = factors if factors is not None else drug_factors(arm)
     return bmd_change(cohort, apply_factors(untreated(cohort), factors), setting)
 
 
 def fit(arm: str, names: list[str], bounds: list[tuple], targets: dict, setting=Setting(),
         log=print, max_evaluations: int = 40) -> dict:
-    """Fit drug factors ``names`` (within ``bounds``) to ``targets`` {cohort: percent}.
+    """Fit parameters ``names`` (within ``bounds``) to ``targets`` {cohort: percent}.
 
-    For arm 'untreated' the names are BMU parameters of the one target cohort.
-    Returns a record: fitted values, achieved mean changes, evaluations, seconds.
+    For arm 'untreated' the names are BMU parameters of the one target cohort; for a
+    drug they are its factors, shared by every cohort. Returns a record: fitted values,
+    achieved mean changes, evaluations, seconds, setting and whether it converged.
     """
     t0 = time.perf_counter()
     if arm == "untreated":
@@ -78,11 +106,10 @@ def fit(arm: str, names: list[str], bounds: list[tuple], targets: dict, setting=
         start = [getattr(base, n) for n in names]
 
         def changes(x):
-            return {cohort: np.mean(bmd_change(cohort, dataclasses.replace(base, **dict(zip(names, x))),
-                                               setting))}
+            p = dataclasses.replace(base, **dict(zip(names, x)))
+            return {cohort: float(np.mean(bmd_change(cohort, p, setting)))}
     else:
-        # One target cohort: fit that cohort's own values; several: the shared factors.
-        factors = drug_factors(arm, next(iter(targets)) if len(targets) == 1 else None)
+        factors = drug_factors(arm)
         unknown = set(names) - set(FACTORS)
         if unknown:
             raise ValueError(f"cannot fit {sorted(unknown)}; drug factors are {sorted(FACTORS)}")
@@ -90,28 +117,54 @@ def fit(arm: str, names: list[str], bounds: list[tuple], targets: dict, setting=
 
         def changes(x):
             f = {**factors, **dict(zip(names, x))}
-            return {c: np.mean(arm_change(c, arm, setting, f)) for c in targets}
+            return {c: float(np.mean(arm_change(c, arm, setting, f))) for c in targets}
 
     evaluations = []
 
-    def objective(x):
+    def evaluate(x):
         got = changes(x)
         err = sum((got[c] - t) ** 2 for c, t in targets.items())
-        evaluations.append({"x": [float(v) for v in x], "changes": {c: float(v) for c, v in got.items()},
-                            "error": float(err)})
-        log(f"  {dict(zip(names, np.round(x, 4).tolist()))} -> "
-            f"{ {c: round(float(v), 2) for c, v in got.items()} } (targets {targets})")
-        return err
+        evaluations.append({"x": [float(v) for v in x],
+                            "changes": {c: float(v) for c, v in got.items()}, "error": float(err)})
+        log(f"  {dict(zip(names, np.round(x, 5).tolist()))} -> "
+            f"{ {c: round(float(v), 3) for c, v in got.items()} } (targets {targets})")
+        return got, err
 
-    start = np.clip(start, [b[0] for b in bounds], [b[1] for b in bounds])
-    res = minimize(objective, start, method="Nelder-Mead", bounds=bounds,
-                   options={"maxfev": max_evaluations, "xatol": 1e-3, "fatol": 0.01,
-                            "initial_simplex": _simplex(start, bounds)})
+    if len(names) == 1 and len(targets) == 1:
+        converged = _root(evaluate, bounds[0], targets, max_evaluations)
+    else:
+        start = np.clip(start, [b[0] for b in bounds], [b[1] for b in bounds])
+        res = minimize(lambda x: evaluate(x)[1], start, method="Nelder-Mead", bounds=bounds,
+                       options={"maxfev": max_evaluations, "xatol": 1e-3, "fatol": 0.01,
+                                "initial_simplex": _simplex(start, bounds)})
+        converged = bool(res.success)
     best = min(evaluations, key=lambda e: e["error"])
     return {"arm": arm, "fitted": dict(zip(names, best["x"])), "targets_percent": targets,
             "achieved_percent": best["changes"], "evaluations": len(evaluations),
             "seconds": round(time.perf_counter() - t0, 1), "setting": dataclasses.asdict(setting),
-            "converged": bool(res.success)}
+            "converged": converged}
+
+
+def _root(evaluate, bound, targets, max_evaluations) -> bool:
+    """One parameter, one target: Brent's method on change - target within ``bound``."""
+    (cohort, target), = targets.items()
+
+    seen = {}
+
+    def gap(v):
+        if v not in seen:
+            seen[v] = evaluate([v])[0][cohort] - target
+        return seen[v]
+
+    lo, hi = bound
+    g_lo, g_hi = gap(lo), gap(hi)
+    if np.sign(g_lo) == np.sign(g_hi):
+        return False                      # the target lies outside what the bounds reach
+    try:
+        brentq(gap, lo, hi, xtol=1e-4, rtol=1e-6, maxiter=max(max_evaluations - 2, 1))
+    except RuntimeError:
+        return False
+    return True
 
 
 def _simplex(start, bounds):
@@ -128,27 +181,30 @@ def _simplex(start, bounds):
 
 def write_calibrated(arm: str, record: dict, out_path, source_path=None) -> None:
     """Write the preset of ``arm`` with the fitted values and a [calibration] record."""
-    import tomllib
-
     import tomli_w
 
-    from fem.remodel.presets import FOLDER, preset_path
-    from fem.report.result import write_atomic
-
-    src = source_path or (FOLDER / "untreated.toml" if arm == "untreated" else preset_path(arm))
+    src = Path(source_path or (FOLDER / "untreated.toml" if arm == "untreated" else preset_path(arm)))
     with open(src, "rb") as f:
         data = tomllib.load(f)
+    fitted = {k: round(v, 5) for k, v in record["fitted"].items()}
     if arm == "untreated":
         (cohort,) = record["targets_percent"]
-        data["cohort"][cohort].update({k: round(v, 5) for k, v in record["fitted"].items()})
-        data.setdefault("calibration", {})[cohort] = record
-    elif len(record["targets_percent"]) == 1:
-        (cohort,) = record["targets_percent"]
-        data.setdefault("cohort", {}).setdefault(cohort, {}).update(
-            {k: round(v, 5) for k, v in record["fitted"].items()})
+        data["cohort"][cohort].update(fitted)
         data.setdefault("calibration", {})[cohort] = record
     else:
-        data["factors"].update({k: round(v, 5) for k, v in record["fitted"].items()})
+        data["factors"].update(fitted)
         data["calibration"] = record
     header = f"# Calibrated by `bonefem calibrate` from {src.name}; see [calibration].\n"
-    write_atomic(out_path, header + tomli_w.dumps(data))
+    _replace(Path(out_path), header + tomli_w.dumps(data))
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write through a temporary file and a rename, so a killed run leaves the old file."""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as err:
+        raise BonefemError(f"{path}: cannot write the calibrated preset ({err.strerror})") from None

@@ -1,7 +1,8 @@
-"""Remodelling presets: untreated postmenopausal loss per cohort, and drug arms.
+"""Remodelling presets: untreated remodelling per cohort, and drug arms.
 
 Presets are data files in ``presets/`` (TOML), not code. ``untreated.toml`` holds the
-BMU parameters of each cohort; a drug file holds factors applied to them:
+BMU parameters of each cohort (its anchored turnover and its own loss); a drug file
+holds one set of factors applied to them, the same for every cohort:
 
 - ``activation_factor``: x activation frequency (turnover)
 - ``depth_factor``: x resorption depth (deeper cavities: more resorption per BMU)
@@ -12,10 +13,10 @@ BMU parameters of each cohort; a drug file holds factors applied to them:
   cohort's instead (a drug that sets turnover or the per-BMU balance to its own level,
   whatever the cohort's untreated state); the factors above then do not apply to them
 
-so one drug preset acts on every cohort through the same mechanism. A preset may also
-hold [cohort.NAME] tables with values for one cohort (the calibrated balance shifts):
-BMD is what trials measure, so it is calibrated per cohort, and strength is predicted. Each file states every value's source, or says that it
-is assumed or calibrated (and to what).
+so one drug acts on every cohort through the same mechanism, and the cohorts' different
+responses come from their bone, not from per-cohort values: a drug file with
+[cohort.NAME] tables is refused. Each file states every value's evidence, or says that
+it is assumed or calibrated (and to what).
 """
 
 from __future__ import annotations
@@ -70,15 +71,16 @@ def untreated(cohort: str, path: Path | None = None) -> RemodelParams:
 
 
 def drug_factors(arm: str, cohort: str | None = None) -> dict:
-    """The factors of an arm (all neutral for 'untreated'): [factors], then the
-    cohort's own values from [cohort.NAME] (calibrated per cohort) if it has any."""
+    """The factors of an arm (all neutral for 'untreated'), the same for every cohort
+    (``cohort`` is accepted for callers that pass it and is not used)."""
     if arm == "untreated":
         return dict(FACTORS)
     path = preset_path(arm)
     data = _read(path)
+    if "cohort" in data:
+        raise BonefemError(f"{path}: [cohort.*] tables are not allowed in a drug preset; a drug is "
+                           "one set of [factors] for every cohort")
     table = dict(data.get("factors", {}))
-    if cohort is not None:
-        table.update(data.get("cohort", {}).get(cohort, {}))
     unknown = set(table) - set(FACTORS)
     if unknown:
         raise BonefemError(f"{path}: unknown factor keys {sorted(unknown)}; expected some of "

@@ -1,12 +1,8 @@
-"""Deterministic erosion and thickening of a level-set specimen, uniform or targeted.
+"""Where a targeted surface move applies: selections of trabeculae by orientation or thickness.
 
-A surface move by d mm (d > 0 thickens, d < 0 erodes) is ``phi + d x w`` with w = 1
-where the move applies and 0 elsewhere; the level set keeps sub-voxel accuracy, so a
-1.5 um move changes bone volume by BS x 1.5 um. After a move the field is
-re-initialised (:func:`reinitialise`), so that bone which vanished stays gone: a
-trabecula eroded through does not grow back when the surface later thickens.
+The move itself is fem.specimen.levelset.move_surface(phi, d, spacing, where=selection)
+(re-initialised, so bone that vanished stays gone). Selections:
 
-Targets:
 - by orientation: ``horizontal`` / ``vertical`` trabeculae from the structure tensor of
   the surface normals: a vertical rod or plate has horizontal normals (n_z ~ 0), a
   horizontal strut has normals turning through z;
@@ -22,38 +18,6 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from fem.specimen.levelset import voxel_edge
-
-
-def reinitialise(phi: np.ndarray, spacing) -> np.ndarray:
-    """Signed distance again after a move.
-
-    Values within one voxel of the surface (|phi| < h) and within two voxels of a voxel
-    whose centre is in bone are kept, so sub-voxel moves round-trip exactly; elsewhere
-    the field becomes the voxel distance transform of the bone (accurate to about half a
-    voxel). A trabecula that no longer holds any voxel centre (eroded deeper than half
-    its thickness) is gone: its partial-volume remnant is dropped and it does not grow
-    back when the surface later thickens.
-    """
-    h = voxel_edge(spacing)
-    sampling = np.broadcast_to(np.asarray(spacing, float), (3,))
-    bone = phi > 0
-    if not bone.any():            # everything eroded: nothing to remember
-        return np.full(phi.shape, -float(np.abs(phi).max()) - h, np.float32)
-    if bone.all():
-        return phi.astype(np.float32)
-    inside = ndimage.distance_transform_edt(bone, sampling=sampling) - h / 2
-    outside = ndimage.distance_transform_edt(~bone, sampling=sampling) - h / 2
-    far = np.where(bone, inside, -np.maximum(outside, h / 2))
-    exists = ndimage.binary_dilation(bone, iterations=2)
-    keep = exists & (np.abs(phi) < h)
-    return np.where(keep, phi, far).astype(np.float32)
-
-
-def move(phi: np.ndarray, spacing, distance: float, where: np.ndarray | None = None) -> np.ndarray:
-    """Move the bone surface by ``distance`` mm where ``where`` is True (everywhere if None)."""
-    shift = np.float32(distance) if where is None else np.where(where, np.float32(distance), np.float32(0))
-    return reinitialise(phi + shift, spacing)
 
 
 def orientation_ratio(phi: np.ndarray, spacing, sigma: float = 0.1) -> np.ndarray:

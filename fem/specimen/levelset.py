@@ -54,6 +54,28 @@ def from_mask(mask: np.ndarray, spacing, band: float | None = None) -> np.ndarra
     return phi
 
 
+def reinitialise(phi: np.ndarray, spacing) -> np.ndarray:
+    """Signed distance again after a surface move.
+
+    Values within one voxel of the surface (|phi| < h) and within two voxels of a voxel
+    whose centre is in bone are kept, so sub-voxel moves round-trip exactly; elsewhere
+    the field becomes :func:`from_mask` of the voxels with centres in bone (accurate to
+    about half a voxel). A trabecula that no longer holds any voxel centre (eroded
+    deeper than half its thickness) is gone: its partial-volume remnant is dropped and
+    it does not grow back when the surface later thickens.
+    """
+    h = voxel_edge(spacing)
+    bone = phi > 0
+    if not bone.any():            # everything eroded: nothing to remember
+        return np.full(phi.shape, -float(np.abs(phi).max()) - h, np.float32)
+    if bone.all():
+        return phi.astype(np.float32)
+    far = from_mask(bone, spacing)
+    far = np.where(bone, far, np.minimum(far, -h / 2))
+    keep = ndimage.binary_dilation(bone, iterations=2) & (np.abs(phi) < h)
+    return np.where(keep, phi, far).astype(np.float32)
+
+
 def volume_fraction(phi: np.ndarray, spacing) -> np.ndarray:
     """Bone volume fraction of each voxel, in [0, 1], from the signed distance (mm)."""
     h = voxel_edge(spacing)
@@ -65,9 +87,23 @@ def volume_fraction(phi: np.ndarray, spacing) -> np.ndarray:
     return f
 
 
-def move_surface(phi: np.ndarray, distance: float) -> np.ndarray:
-    """Move every bone surface outwards by ``distance`` mm (negative erodes)."""
-    return (phi + np.float32(distance)).astype(np.float32)
+def move_surface(phi: np.ndarray, distance: float, spacing=None, where=None) -> np.ndarray:
+    """Move the bone surface outwards by ``distance`` mm (negative erodes).
+
+    The one surface move of the project. With ``spacing`` (the physical move) the field
+    is re-initialised (:func:`reinitialise`), so bone that vanished stays gone; ``where``
+    (bool field) limits the move to part of the specimen. Without ``spacing`` it is the
+    plain shift ``phi + distance``, identical as long as no trabecula vanishes (|d| below
+    half the thinnest trabecula) and kept for callers that move by less.
+    """
+    d = np.float32(distance)
+    shift = d if where is None else np.where(where, d, np.float32(0))
+    moved = (phi + shift).astype(np.float32)
+    if spacing is None:
+        if where is not None:
+            raise ValueError("a targeted move (where=...) needs the spacing to re-initialise")
+        return moved
+    return reinitialise(moved, spacing)
 
 
 def bone_volume(phi: np.ndarray, spacing) -> float:

@@ -128,7 +128,7 @@ def specimen_from_levelset(phi, spacing, modulus, where="specimen") -> Specimen:
     """A Specimen from a signed-distance field: elements where the bone fraction is > 0,
     floating pieces removed (their level set is cut back to marrow)."""
     fraction = volume_fraction(phi, spacing)
-    mask, removed = islands.largest_component(fraction > 0)
+    mask, removed = islands.held_by_platens(fraction > 0)  # every piece spanning the loaded faces
     if not mask.any():
         raise BonefemError(f"{where}: the specimen holds no bone")
     if not islands.spans_z(mask):
