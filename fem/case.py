@@ -454,6 +454,12 @@ def describe(cls=Case, prefix="") -> list[tuple[str, str, str]]:
     rows = []
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
+        if cls is Trial and f.name == "cohort_tables":
+            key = f"{prefix}.cohort.NAME"
+            rows.append((key, "(table)", "a cohort of this case: images or the generator at another "
+                         "BV/TV, with a preset's turnover (docs/real-scans.md)"))
+            rows += describe(TrialCohort, key)
+            continue
         if f.metadata.get("internal"):
             continue
         key = f"{prefix}.{f.name}" if prefix else f.name
