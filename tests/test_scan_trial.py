@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fem.case import case_from_dict
-from fem.errors import CaseError
+from fem.errors import BonefemError, CaseError
 from fem.specimen.levelset import from_mask, volume_fraction
 from fem.specimen.load import specimen_from_levelset
 from fem.specimen.scan import block_mean, crop_roi, scan_specimen
@@ -88,6 +88,8 @@ def test_block_mean_and_roi():
     assert coarse[0, 0, 0] == pytest.approx(image[:2, :2, :2].mean())
     roi = crop_roi(image, (0.1,) * 3, size=0.2, centre=(0.3, 0.3, 0.3))
     np.testing.assert_array_equal(roi, image[2:4, 2:4, 2:4])
+    with pytest.raises(BonefemError, match="does not fit"):
+        crop_roi(image, (0.1,) * 3, size=0.4, centre=(0.1, 0.3, 0.3))
 
 
 EARLY = {"turnover": "early-postmenopausal"}
@@ -141,7 +143,7 @@ def test_tiny_scan_trial_runs_resumes_and_reports(grey_trial, tmp_path):
     assert json.loads((out / "result.json").read_text())["solves"] == 1 + 2 * 3
     assert (out / "fields" / "core-s0-combined-0.5y" / "fields.pvd").exists()
     again = run_cli("run", d / "trial.toml", "-o", out, check=True)
-    assert "3 rows reused" in again.stdout or "rows reused" in again.stdout
+    assert "rows reused" in again.stdout
     assert json.loads((out / "result.json").read_text())["this_run"]["solves"] == 0
     doc = tmp_path / "results.md"
     run_cli("report", out, "-o", doc, check=True)
@@ -155,3 +157,12 @@ def test_real_core_roi_is_vertebral_like(lhdl_core):
     # grey levels kept: partial-volume voxels, not only the binary level set's +-h/2 band
     binary = from_mask(scan.phi > 0, scan.spacing)
     assert np.count_nonzero(np.abs(scan.phi - binary) > 1e-4) > 1000
+
+
+def test_missing_scan_fails_in_one_line_naming_the_key(tmp_path):
+    (tmp_path / "t.toml").write_text('[trial]\n[trial.cohort.core]\nturnover = "early-postmenopausal"\n'
+                                     'images = ["scans/core.npy"]\nvoxel_size = 0.04\n')
+    proc = run_cli("run", tmp_path / "t.toml", "-o", tmp_path / "out")
+    assert proc.returncode == 2
+    assert "[trial.cohort.core.images] file not found" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -136,7 +136,10 @@ def scan_specimen(path, voxel_size=None, threshold=None, smooth_sigma=None, coar
         image = smooth(image, smooth_sigma)
     image = block_mean(image, coarsen)
     spacing = tuple(s * coarsen for s in spacing)
-    image = crop_roi(image, spacing, roi_size, roi_centre)
+    try:
+        image = crop_roi(image, spacing, roi_size, roi_centre)
+    except BonefemError as err:
+        raise BonefemError(f"{where}: region of interest (roi_size, roi_centre): {err}") from None
     t, marrow, bone = _levels(image, threshold, where)
     phi = levelset_from_grey(image, spacing, t, marrow, bone)
     spec = specimen_from_levelset(phi, spacing, 0.0, where)
