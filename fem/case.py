@@ -150,6 +150,35 @@ class TrialSpecimen:
 
 
 @dataclass
+class TrialCohort:
+    """A cohort of a trial defined in the case file, ``[trial.cohort.NAME]``: its own
+    specimens (micro-CT images, fem.specimen.scan; or the generator at another BV/TV) with
+    the remodelling turnover of a named cohort preset (docs/real-scans.md)."""
+
+    turnover: str | None = _f(None, "cohort preset whose untreated remodelling (turnover, balance) "
+                              "this cohort takes; default: NAME itself if it is a preset")
+    images: list[str] | str | None = _f(None, "micro-CT images (files, folders of TIFF slices or "
+                                        "glob patterns) relative to the case file; seed s uses "
+                                        "image s mod their number")
+    voxel_size: float | None = _f(None, "voxel edge of the images, mm (required for .npy/TIFF)", gt=0)
+    threshold: float | str | None = _f(None, "grey level of the bone surface (bone >= T) or 'otsu'; "
+                                       "none: a binary image's two levels")
+    smooth_sigma: float | None = _f(None, "Gaussian smoothing before thresholding, voxels of the image", ge=0)
+    coarsen: int = _f(1, "block-mean coarsening factor (2: 2x2x2 voxels -> 1)", ge=1)
+    roi_size: float | None = _f(None, "edge of a cubic region of interest, mm (default: the "
+                                "largest cube in the image)", gt=0)
+    roi_centre: list[float] | None = _f(None, "centre of the region of interest [x, y, z], mm "
+                                        "from the image corner (default: the image centre)",
+                                        length=3)
+    density_slope: float | None = _f(None, "scanner calibration: mg HA/cm^3 per grey level", nonzero=True)
+    density_intercept: float | None = _f(None, "scanner calibration: mg HA/cm^3 at grey level 0")
+    mineral_from_grey: bool = _f(False, "tissue mineral (and modulus) of each voxel from its "
+                                 "calibrated grey level instead of a simulated history")
+    bv_tv: float | None = _f(None, "generated cohorts (no images): the preset's generator at this "
+                             "BV/TV", gt=0, lt=1)
+
+
+@dataclass
 class Trial:
     """A virtual trial: cohorts x arms x seeded specimens, remodelled and solved over time."""
 
@@ -164,6 +193,8 @@ class Trial:
     dt_months: float = _f(1.0, "remodelling time step, months", gt=0, le=12)
     attribution: bool = _f(True, "split strength changes into mass, tissue and architecture (2 extra solves each)")
     specimen: TrialSpecimen = _f(TrialSpecimen, "specimen size and resolution")
+    # [trial.cohort.NAME] tables (TrialCohort), validated by _load_cohort_tables
+    cohort_tables: dict = field(default_factory=dict, metadata={"internal": True})
 
 
 @dataclass
@@ -277,8 +308,13 @@ def case_from_dict(table: dict, source: str | Path = "", base_dir: str | Path = 
 
     Relative image paths are resolved against ``base_dir`` and must exist.
     """
+    table, cohort_tables = _split_cohort_tables(table, source)
     case = _load_table(table, Case, source)
     case.source = str(source)
+    if cohort_tables is not None:
+        if case.trial is None:
+            case.trial = Trial()
+        _load_cohort_tables(case.trial, cohort_tables, table.get("trial", {}), source, base_dir)
     spec = case.specimen
     given = [k for k in ("image", "synthetic", "vertebral") if getattr(spec, k) is not None]
     if case.trial is not None:
@@ -314,11 +350,66 @@ def case_from_dict(table: dict, source: str | Path = "", base_dir: str | Path = 
     return case
 
 
+def _split_cohort_tables(table: dict, source):
+    """The case table without ``trial.cohort``, and the ``[trial.cohort.NAME]`` tables
+    (None when there are none): a dict of tables is not a dataclass field type."""
+    trial = table.get("trial")
+    if not isinstance(trial, dict) or "cohort" not in trial:
+        return table, None
+    tables = trial["cohort"]
+    if not isinstance(tables, dict) or not tables or not all(isinstance(v, dict) for v in tables.values()):
+        raise CaseError(source, "trial.cohort", "expected [trial.cohort.NAME] tables, one per cohort")
+    table = dict(table, trial={k: v for k, v in trial.items() if k != "cohort"})
+    return table, tables
+
+
+def _load_cohort_tables(t: Trial, tables: dict, raw_trial: dict, source, base_dir):
+    """Validate ``[trial.cohort.NAME]`` tables into ``t.cohort_tables``; without a
+    ``cohorts`` key the trial's cohorts are these tables, in file order."""
+    from fem.specimen.scan import expand_images  # the readers load only when needed
+
+    for name, raw in tables.items():
+        key = f"trial.cohort.{name}"
+        c = _load_table(raw, TrialCohort, source, key)
+        if c.turnover is None:
+            c.turnover = name
+        if c.turnover not in cohort_names():
+            raise CaseError(source, f"{key}.turnover", f"unknown cohort preset {c.turnover!r}; "
+                            f"expected one of {', '.join(cohort_names())}")
+        if isinstance(c.threshold, str) and c.threshold != "otsu":
+            raise CaseError(source, f"{key}.threshold", f"expected a number or 'otsu', got {c.threshold!r}")
+        calibrated = (c.density_slope is None, c.density_intercept is None)
+        if calibrated.count(True) == 1:
+            raise CaseError(source, f"{key}.density_slope", "give density_slope and "
+                            "density_intercept together (density = slope x grey + intercept)")
+        if c.mineral_from_grey and c.density_slope is None:
+            raise CaseError(source, f"{key}.mineral_from_grey", "needs the scanner calibration "
+                            "density_slope and density_intercept (mg HA/cm^3)")
+        if c.images is None:
+            image_only = [k for k in ("voxel_size", "threshold", "smooth_sigma", "roi_size",
+                                      "roi_centre", "density_slope", "mineral_from_grey")
+                          if getattr(c, k) not in (None, False)] + (["coarsen"] if c.coarsen != 1 else [])
+            if image_only:
+                raise CaseError(source, f"{key}.{image_only[0]}", "applies to image cohorts; "
+                                "give images = [...] or remove it")
+        else:
+            if c.bv_tv is not None:
+                raise CaseError(source, f"{key}.bv_tv", "applies to generated cohorts; an image "
+                                "cohort's BV/TV is the scan's (set threshold)")
+            try:
+                c.images = expand_images(c.images, base_dir)
+            except BonefemError as err:
+                raise CaseError(source, f"{key}.images", str(err)) from None
+        t.cohort_tables[name] = c
+    if "cohorts" not in raw_trial:
+        t.cohorts = list(tables)
+
+
 def _check_trial(t: Trial, source):
     for c in t.cohorts:
-        if c not in cohort_names():
+        if c not in cohort_names() and c not in t.cohort_tables:
             raise CaseError(source, "trial.cohorts", f"unknown cohort {c!r}; expected some of "
-                            f"{', '.join(cohort_names())}")
+                            f"{', '.join(cohort_names() + list(t.cohort_tables))}")
     for a in t.arms:
         if a not in ARMS and not (a.endswith(".toml") and Path(a).exists()):
             raise CaseError(source, "trial.arms", f"unknown arm {a!r}; expected some of "
@@ -383,6 +474,12 @@ def describe(cls=Case, prefix="") -> list[tuple[str, str, str]]:
     rows = []
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
+        if cls is Trial and f.name == "cohort_tables":
+            key = f"{prefix}.cohort.NAME"
+            rows.append((key, "(table)", "a cohort of this case: images or the generator at another "
+                         "BV/TV, with a preset's turnover (docs/real-scans.md)"))
+            rows += describe(TrialCohort, key)
+            continue
         if f.metadata.get("internal"):
             continue
         key = f"{prefix}.{f.name}" if prefix else f.name

@@ -23,15 +23,15 @@ from fem.analysis.counterfactuals import counterfactuals
 from fem.case import Case, case_to_dict
 from fem.errors import BonefemError
 from fem.pipeline import root_call, solve_specimen
-from fem.remodel.arms import baseline_state, run_arm
+from fem.remodel.arms import run_arm
 from fem.remodel.mineral import MATURE_TMD, tissue_modulus
 from fem.remodel.presets import FOLDER as PRESETS, arm_params, preset_path
 from fem.report.progress import Progress
 from fem.report.store import ROWS, append_row, fields_folder, read_rows
 from fem.report.trial_report import write_trial
-from fem.specimen.cohorts import FOLDER as COHORTS, cohort_network
 from fem.specimen.load import Specimen, specimen_from_levelset
 from fem.specimen.morphometry import morphometry
+from fem.trial_cohorts import cohort_baseline, cohort_source, turnover_of
 
 EXPONENT = 2.5  # tissue modulus ~ mineral ** 2.5 (fem.remodel.mineral)
 MORPHOMETRY = ("bv_tv", "bmd_mg_per_cm3", "tmd_mean_mg_per_cm3", "bs_bv_per_mm", "tb_th_mm",
@@ -76,10 +76,10 @@ def job_keys(case: Case, cohort: str, seed: int, arm: str | None = None) -> str:
     a re-run reuses finished work and a changed input recomputes only what it affects."""
     d = case_to_dict(case)
     t = dict(d["trial"])
-    for k in ("cohorts", "arms", "seeds", "checkpoints", "years", "attribution"):
+    for k in ("cohorts", "arms", "seeds", "checkpoints", "years", "attribution", "cohort_tables"):
         t.pop(k)
     common = [fem.__version__, {k: d[k] for k in ("material", "load", "solver", "pistoia")}, t,
-              (COHORTS / f"{cohort}.toml").read_text(), (PRESETS / "untreated.toml").read_text(), seed]
+              cohort_source(case.trial, cohort, seed), (PRESETS / "untreated.toml").read_text(), seed]
     if arm is None:
         return _digest(*common)
     tr = case.trial
@@ -171,11 +171,7 @@ def specimen_rows(case: Case, cohort: str, seed: int, done: dict, solve, outdir,
     fields = case.output.fields and seed == t.seeds[0]
     say("    generating and spinning up")
 
-    def prepare():
-        net = cohort_network(cohort, seed, t.specimen.size, t.specimen.voxel_size)
-        return baseline_state(net.phi, net.spacing, cohort, seed, t.spinup_years, dt)
-
-    base = root_call(comm, prepare)
+    base = root_call(comm, lambda: cohort_baseline(t, cohort, seed, dt))
     base_fields = fields_folder(outdir, cohort, seed) if fields else None
     # Re-solve a finished baseline only if its field files (for the renders) are missing.
     if base_row is None or (fields and not (base_fields / "fields.pvd").exists()):
@@ -195,7 +191,7 @@ def specimen_rows(case: Case, cohort: str, seed: int, done: dict, solve, outdir,
             continue
         say(f"    {arm}: remodelling {t.years:g} years, solving at {t.checkpoints} years")
         snaps = root_call(comm, lambda: run_arm(base, cohort, arm, t.years, seed, dt,
-                                                t.checkpoints, arm_params(cohort, arm))[1])
+                                                t.checkpoints, arm_params(turnover_of(t, cohort), arm))[1])
         for c, old in zip(t.checkpoints, cached[arm]):
             if old is not None:
                 yield old, False

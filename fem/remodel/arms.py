@@ -17,16 +17,20 @@ from fem.remodel.presets import arm_params, untreated
 
 def baseline_state(phi, spacing, cohort: str, seed: int, spinup_years: float = 1.0,
                    dt: float = 1.0 / 12.0, mineral_years: float | None = None,
-                   params=None) -> BoneState:
+                   params=None, mineral=None) -> BoneState:
     """Spin a fresh level-set specimen up to the cohort's untreated remodelling state.
 
     ``mineral_years`` of mineral history (default 3 x tau_secondary), then
     ``spinup_years`` of untreated remodelling (``params``: the cohort's untreated
-    parameters unless given).
+    parameters unless given). ``mineral``: a measured mineral field (a calibrated scan,
+    fem.specimen.scan) that replaces the simulated history.
     """
     state = BoneState.from_levelset(phi, spacing)
     params = params or untreated(cohort)
     years = 3.0 * params.tau_secondary if mineral_years is None else mineral_years
+    if mineral is not None:
+        state.mineral[:] = mineral
+        years = 0.0
     if years > 0:
         mineral_history(state, params, years, seed, dt)
     if spinup_years > 0:

@@ -34,8 +34,9 @@ def load_cohort(name: str) -> dict:
 
 
 def cohort_network(cohort: str, seed: int, size: float = SPECIMEN_SIZE_MM,
-                   voxel_size: float = VOXEL_SIZE_MM) -> Network:
-    """The vertebral specimen of a cohort preset: its generator values with the cube
-    edge ``size`` and ``voxel_size`` (mm) and the random ``seed``."""
-    return generate(**dict(load_cohort(cohort)["generator"], size=size, voxel_size=voxel_size,
-                           seed=seed))
+                   voxel_size: float = VOXEL_SIZE_MM, **overrides) -> Network:
+    """The vertebral specimen of a cohort preset: its generator values (some replaced by
+    ``overrides``, e.g. ``bv_tv``) with the cube edge ``size`` and ``voxel_size`` (mm) and
+    the random ``seed``."""
+    return generate(**dict(load_cohort(cohort)["generator"], **overrides, size=size,
+                           voxel_size=voxel_size, seed=seed))
