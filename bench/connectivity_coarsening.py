@@ -144,7 +144,9 @@ def solve(ops, Ps, b, rtol=1e-8):
 def main(path):
     from mpi4py import MPI
 
-    from fem.mesh.voxel import create_dolfinx_mesh, voxel_grid
+    from fem.mesh.distribute import create_dolfinx_mesh
+
+    from fem.mesh.voxel import voxel_grid
     from fem.specimen.load import Specimen
     from fem.solve.elasticity import assemble_system
     from fem.solve.loadcases import pin_points
@@ -153,7 +155,7 @@ def main(path):
     data = np.load(path)
     spec = Specimen(data["mask"], tuple(data["spacing"]), 10000.0, fraction=data["fraction"].astype(float))
     grid = voxel_grid(spec.mask, spec.spacing)
-    msh, original = create_dolfinx_mesh(MPI.COMM_SELF, grid)
+    msh, original = create_dolfinx_mesh(MPI.COMM_SELF, grid.points, grid.cells)
     s = assemble_system(msh, spec.element_modulus(grid)[original], 0.3, "uniaxial", -0.01,
                         grid.extent[2], pin_points(grid.points))
     indptr, indices, vals = s.A.getValuesCSR()

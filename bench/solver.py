@@ -54,13 +54,15 @@ def load_mesh(path: Path, comm):
     the file, rank 0 passes the cells to DOLFINx, which distributes them."""
     import numpy as np
 
-    from fem.mesh.voxel import create_dolfinx_mesh, voxel_grid
+    from fem.mesh.distribute import create_dolfinx_mesh
+
+    from fem.mesh.voxel import voxel_grid
     from fem.specimen.load import Specimen
 
     data = np.load(path)
     spec = Specimen(data["mask"], tuple(data["spacing"]), 10000.0, fraction=data["fraction"].astype(float))
     grid = voxel_grid(spec.mask, spec.spacing)
-    msh, original = create_dolfinx_mesh(comm, grid if comm.rank == 0 else None)
+    msh, original = create_dolfinx_mesh(comm, *((grid.points, grid.cells) if comm.rank == 0 else (None, None)))
     return msh, spec.element_modulus(grid)[original], grid
 
 

@@ -83,12 +83,14 @@ def test_fast_paths_match_assembled_baseline_two_ranks():
 def _cube_system(n=3):
     from mpi4py import MPI
 
-    from fem.mesh.voxel import create_dolfinx_mesh, voxel_grid
+    from fem.mesh.distribute import create_dolfinx_mesh
+
+    from fem.mesh.voxel import voxel_grid
     from fem.solve.elasticity import assemble_system
     from fem.solve.loadcases import pin_points
 
     grid = voxel_grid(np.ones((n, n, n), bool), (0.1,) * 3)
-    msh, original = create_dolfinx_mesh(MPI.COMM_SELF, grid)
+    msh, original = create_dolfinx_mesh(MPI.COMM_SELF, grid.points, grid.cells)
     return assemble_system(msh, np.full(len(original), 5000.0), 0.3, "uniaxial", -0.01,
                            grid.extent[2], pin_points(grid.points)), grid
 

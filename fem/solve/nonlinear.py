@@ -39,6 +39,7 @@ from petsc4py import PETSc
 
 from fem.errors import SolverError
 from fem.mesh.voxel import HEX_CORNERS
+from fem.solve.solver import clear_options
 
 
 @dataclass
@@ -169,7 +170,7 @@ def compression_curve(msh, modulus_cells, poisson, test, height, pins, voxel_spa
     # A copy: the fine operator keeps a view of the moduli it is given, and they change.
     mg = VoxelMultigrid(system.V, voxel_spacing, E0.copy(), poisson, system.bcs, test, pins)
     weights = mg.fine.groups[0][1]            # (n, 1) element moduli of the fine operator
-    ksp = mg.ksp(rtol, max_iterations, prefix="bonefem_nl_")
+    ksp = mg.ksp(rtol, max_iterations)
     ksp.setInitialGuessNonzero(True)
     A = mg.ops[0]
     n_owned = mg.fine.n_owned
@@ -273,6 +274,9 @@ def compression_curve(msh, modulus_cells, poisson, test, height, pins, voxel_spa
             elif abs(F) < (1.0 - drop) * peak:
                 break
     finally:
+        # The KSP's options stay under its own prefix for the whole curve (the smoother
+        # is set up again at every load step); they go with it.
+        clear_options(ksp.getOptionsPrefix())
         ksp.destroy()
         mg.destroy()
     strain, force = np.array(strain), np.array(force)
