@@ -230,6 +230,7 @@ def cmd_calibrate(args) -> int:
         record = fit(args.arm, names, bounds, targets, setting, max_evaluations=args.max_evaluations)
     except ValueError as err:
         raise BonefemError(str(err)) from None
+    output.parent.mkdir(parents=True, exist_ok=True)
     write_calibrated(args.arm, record, output)
     print(f"bonefem: fitted {_numbers(record['fitted'])}; BMD change {_numbers(record['achieved_percent'])} % "
           f"(targets {_numbers(targets)} %) in {record['seconds']:g} s; written to {output}")
