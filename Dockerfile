@@ -12,9 +12,9 @@ RUN sh /opt/bonefem/fem/runtime/install-debian.sh \
     && apt-get clean && rm -rf /var/lib/apt/lists/* /var/log/apt /var/log/dpkg.log
 
 # The code (.dockerignore keeps results, caches and git history out) and the `bonefem`
-# command; --register also empties the apt lists again. `import fem` comes from
-# PYTHONPATH, as in ./bonefem: the .pth file that --register writes lands in
-# /usr/local/lib/python3.13/site-packages, which Debian's Python does not read.
+# command; --register also empties the apt lists again and writes a .pth file into
+# Debian's /usr/local/lib/python3.X/dist-packages; PYTHONPATH (below) says the same, as
+# in ./bonefem.
 COPY . /opt/bonefem
 RUN sh /opt/bonefem/fem/runtime/install-debian.sh --register /opt/bonefem \
     && rm -rf /var/log/apt /var/log/dpkg.log

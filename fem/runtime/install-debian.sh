@@ -20,7 +20,8 @@ apt-get install -y --no-install-recommends $pkgs
 
 if [ "${1:-}" = "--register" ]; then
     project=$(cd "$2" && pwd)
-    site=$(/usr/bin/python3 -c 'import sysconfig; print(sysconfig.get_path("purelib", "posix_prefix", {"base": "/usr/local"}))')
+    # Debian's Python reads /usr/local/lib/python3.X/dist-packages (not site-packages).
+    site=$(/usr/bin/python3 -c 'import site; print(next(p for p in site.getsitepackages() if p.startswith("/usr/local/")))')
     mkdir -p "$site"
     echo "$project" > "$site/bonefem.pth"
     cat > /usr/local/bin/bonefem <<LAUNCH
