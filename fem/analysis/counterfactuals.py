@@ -37,7 +37,7 @@ def counterfactuals(base_phi, base_mineral, base_quality, treated_phi, spacing) 
     d = matching_move(base_phi, spacing, bone_volume(treated_phi, spacing))
     return Counterfactuals(
         mass_move=d,
-        mass_phi=move_surface(base_phi, d),
+        mass_phi=move_surface(base_phi, d, spacing),   # the move matching_move found
         mineral=baseline_tissue_on(treated_phi, base_phi, base_mineral, spacing),
         quality=baseline_tissue_on(treated_phi, base_phi, base_quality, spacing),
     )

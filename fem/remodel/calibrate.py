@@ -30,8 +30,7 @@ from scipy.optimize import brentq, minimize
 from fem.errors import BonefemError
 from fem.remodel.arms import baseline_state, percent_change, run_arm
 from fem.remodel.presets import FACTORS, FOLDER, apply_factors, drug_factors, preset_path, untreated
-from fem.specimen.cohorts import load_cohort
-from fem.specimen.vertebral import generate
+from fem.specimen.cohorts import SPECIMEN_SIZE_MM, VOXEL_SIZE_MM, cohort_network
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,8 +42,8 @@ class Setting:
     a trial so that a calibration and a trial simulate the same specimens.
     """
 
-    size: float = 3.0          # mm cube
-    voxel_size: float = 0.04   # mm
+    size: float = SPECIMEN_SIZE_MM       # mm cube
+    voxel_size: float = VOXEL_SIZE_MM    # mm
     seeds: tuple = (0, 1, 2)
     years: float = 2.0
     spinup_years: float = 1.0
@@ -58,8 +57,7 @@ class Setting:
 
 @lru_cache(maxsize=64)
 def _network(cohort: str, seed: int, size: float, voxel_size: float):
-    g = dict(load_cohort(cohort)["generator"], size=size, voxel_size=voxel_size, seed=seed)
-    return generate(**g)
+    return cohort_network(cohort, seed, size, voxel_size)
 
 
 @lru_cache(maxsize=64)
