@@ -11,14 +11,14 @@ bone follows the same law, so one number per voxel is exact for that model.
 Values (docs/model.md): primary 0.6 and tau_secondary 3 years are assumptions in the
 range reported for human bone (primary mineralisation reaches about 50-70 % of the
 final content within days; secondary mineralisation takes years; Bala et al. 2010,
-Boivin & Meunier 2002 [U: not in ANCHORS.md, not checked]).
+Boivin & Meunier 2002 [U: not checked]).
 
 Tissue modulus: E = E_ref x quality x m ** exponent (MPa). The exponent 2.5 is an
 assumption (modulus rises steeply with mineral content; Currey 1988 reports
 exponents of about 2-3 against calcium content [U]). ``quality`` is a multiplier for
 matrix quality at equal mineral (1 for untreated bone), used by the menatetrenone
 preset (vitamin K2 raised modulus without changing mineral content in rats,
-Kobayashi 2005, ANCHORS.md [V]).
+Kobayashi 2005 [V]).
 """
 
 from __future__ import annotations
