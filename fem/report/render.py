@@ -49,6 +49,23 @@ def crop_panels(image: np.ndarray, n: int, pad: int = 10) -> list[np.ndarray]:
     return [p[max(r0 - pad, 0): r1 + pad, max(c0 - pad, 0): c1 + pad] for p in panels]
 
 
+def add_triad(plotter, bounds) -> None:
+    """Axes x, y, z as red, green and blue arrows beside the specimen box's bottom corner.
+
+    Part of the 3-D scene (not PyVista's corner widget), so that cropping a render to
+    what is drawn keeps it next to the bone.
+    """
+    import pyvista as pv
+
+    x0, x1, y0, y1, z0, z1 = bounds
+    length = 0.25 * max(x1 - x0, y1 - y0, z1 - z0)
+    # the bottom corner nearest the isometric camera, just outside the box
+    origin = (x1 + 0.3 * length, y1 + 0.3 * length, z0)
+    for direction, color in (((1, 0, 0), "red"), ((0, 1, 0), "green"), ((0, 0, 1), "blue")):
+        plotter.add_mesh(pv.Arrow(start=origin, direction=direction, scale=length, tip_length=0.25,
+                                  tip_radius=0.08, shaft_radius=0.025), color=color)
+
+
 def compose(images, titles, out, clim, cmap, bar_label, title="", extend="both") -> Path:
     """Panels (RGB arrays) side by side with a title, one horizontal colour bar of
     ``cmap`` over ``clim`` labelled ``bar_label`` below them; written as a PNG."""
@@ -59,7 +76,13 @@ def compose(images, titles, out, clim, cmap, bar_label, title="", extend="both")
     from matplotlib.colors import Normalize
 
     n = len(images)
-    fig, axes = plt.subplots(1, n, figsize=(max(6.5, 3.4 * n + 0.4), 5.2), squeeze=False,
+    height = 5.2
+    if n > 1:
+        # as tall as the panels need (3.4 in wide each) plus the title and the bar, so
+        # that wide, short panels do not float in an empty figure
+        aspect = max(im.shape[0] / im.shape[1] for im in images)
+        height = min(5.2, max(2.6, 3.4 * aspect + 1.8))
+    fig, axes = plt.subplots(1, n, figsize=(max(6.5, 3.4 * n + 0.4), height), squeeze=False,
                              layout="constrained")
     for ax, image, t in zip(axes[0], images, titles):
         ax.imshow(image)
@@ -90,7 +113,7 @@ def render_specimen(phi: np.ndarray, spacing, path, title: str = "", size=(900, 
     plotter.set_background("white")
     plotter.add_mesh(surface, scalars="z (mm)", cmap="bone", clim=clim, smooth_shading=True,
                      show_scalar_bar=False)
-    plotter.add_axes(color="black", line_width=3)
+    add_triad(plotter, surface.bounds)
     plotter.camera_position = "iso"
     plotter.camera.elevation = -10
     image = plotter.screenshot(return_img=True)

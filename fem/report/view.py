@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from fem.errors import BonefemError
-from fem.report.render import compose
+from fem.report.render import add_triad, compose
 from fem.solve.output import FIELDS
 
 UNITS = {"von_mises": "von Mises stress (MPa)", "sed": "strain energy density (MPa)",
@@ -147,7 +147,7 @@ def _scene(plotter, grid, field, clim, scalar_bar=False, title=""):
                                       "title_font_size": 12, "label_font_size": 11,
                                       "fmt": "%.3g", "n_labels": 5})
     _add_load_arrow(plotter, grid.bounds)
-    plotter.add_axes(color="black", line_width=3)
+    add_triad(plotter, grid.bounds)
     if title:
         plotter.add_text(title, font_size=11, color="black")
     plotter.camera_position = "iso"
@@ -172,7 +172,8 @@ def _render(grids, field, clim, size) -> list[np.ndarray]:
     return crop_panels(whole, n)
 
 
-LOAD_NOTE = "arrow: imposed compression along z (top face pushed down, bottom face held)"
+LOAD_NOTE = ("arrow: imposed compression along z (top face pushed down, bottom face held); "
+             "axes x, y, z: red, green, blue")
 
 
 def _bar_label(field: str) -> str:
