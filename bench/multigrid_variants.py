@@ -44,7 +44,7 @@ def main(argv):
         modulus = spec.element_modulus(grid)
         meta = (grid.extent, pin_points(grid.points), grid.spacing)
     meta = comm.bcast(meta, root=0)
-    msh, original = create_dolfinx_mesh(comm, grid.points, grid.cells)
+    msh, original = create_dolfinx_mesh(comm, *((grid.points, grid.cells) if grid is not None else (None, None)))
     modulus = comm.bcast(modulus, root=0)[original]
     problem = compression_problem(msh, modulus, 0.3, "uniaxial", -0.01, meta[0][2], meta[1])
     for text in argv[1:] or ["{}"]:

@@ -99,7 +99,7 @@ def solve_one(specimen: Path, method: str, repeat: int, rtol: float, export: Pat
         per_cell = spec.element_modulus(grid)
         del spec, data
     meta = comm.bcast(meta, root=0)
-    msh, original = create_dolfinx_mesh(comm, grid.points, grid.cells)
+    msh, original = create_dolfinx_mesh(comm, *((grid.points, grid.cells) if grid is not None else (None, None)))
     per_cell = comm.bcast(per_cell, root=0)[original]
     del grid
     mesh_s = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
