@@ -67,3 +67,15 @@ def lhdl_core() -> Path:
         pytest.skip(f"real micro-CT not available: {LHDL} is absent (it sits beside the project "
                     "in the developers' and CI's checkouts, not in a user's clone)")
     return LHDL
+
+
+def require_host(command: str, how: str) -> None:
+    """Skip (or, with BONEFEM_HOST_TESTS set, fail) unless ``command`` is on the host's
+    PATH and we are root: the image and SLURM checks drive host tools, not the runtime's."""
+    import shutil
+
+    if shutil.which(command) is not None and os.geteuid() == 0:
+        return
+    if os.environ.get("BONEFEM_HOST_TESTS"):
+        pytest.fail(f"this check needs root and the host's {command} ({how} installs it)")
+    pytest.skip(f"needs root and the host's {command}: run {how} check")

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, require_host
 
 pytestmark = pytest.mark.image
 
@@ -48,10 +48,7 @@ def _sh(*cmd, timeout=1800):
 @pytest.fixture(scope="module")
 def image():
     """The built image's tag: (re)built by image.sh (a no-op when nothing changed)."""
-    if shutil.which("podman") is None or os.geteuid() != 0:
-        if os.environ.get("BONEFEM_HOST_TESTS"):
-            pytest.fail("the image check needs root and podman on the host (fem/runtime/image.sh installs it)")
-        pytest.skip("needs root and the host's podman: run fem/runtime/image.sh check")
+    require_host("podman", "fem/runtime/image.sh")
     _sh(IMAGE_SH, "build", TAG)
     return TAG
 

@@ -12,14 +12,13 @@ import csv
 import math
 import os
 import re
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, require_host
 
 pytestmark = pytest.mark.slurm
 
@@ -102,10 +101,7 @@ def _equal(a: str, b: str, rtol=1e-8) -> bool:
 @pytest.fixture(scope="module")
 def slurm():
     """SLURM's environment for sbatch/squeue; starts the daemons (and stops them) if needed."""
-    if shutil.which("sbatch") is None or os.geteuid() != 0:
-        if os.environ.get("BONEFEM_HOST_TESTS"):
-            pytest.fail("the SLURM check needs root and the host's slurm (fem/runtime/slurm-local.sh installs it)")
-        pytest.skip("needs root and the host's SLURM: run fem/runtime/slurm-local.sh check")
+    require_host("sbatch", "fem/runtime/slurm-local.sh")
     env = dict(os.environ, SLURM_CONF=str(SLURM_DIR / "slurm.conf"))
     started = subprocess.run([SLURM_SH, "status"], capture_output=True).returncode != 0
     if started:
