@@ -6,11 +6,18 @@ _Claims), so fast and slow jobs balance. A job is one case file,
 or one cohort x seed of a trial; every job writes its results atomically into its own
 folder under the output folder, and a re-run skips what is already there (trials
 resume row by row). Numbers are the same as serial runs of the same jobs.
+
+``bonefem batch TEMPLATE.toml --images 'scans/*.nii.gz'`` is the lab's workflow, one
+protocol over many scans: each image is a job with the template's settings, in a folder
+named after the image, and the batch ends with one table, ``images.csv``, one row per image.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import glob
+import json
 import os
 import shutil
 import sys
@@ -21,11 +28,13 @@ from pathlib import Path
 
 from mpi4py import MPI
 
-from fem.case import Case, load_case
-from fem.errors import BonefemError
+from fem.case import Case, case_from_dict, case_to_dict, load_case, read_case_table
+from fem.errors import BonefemError, CaseError
 from fem.pipeline import run_case
+from fem.report.collect import single_row
 from fem.report.progress import Progress
-from fem.report.store import ROWS, job_folder, read_rows
+from fem.report.store import IMAGE_SUFFIXES, ROWS, job_folder, read_rows, result_name
+from fem.report.tables import write_csv
 from fem.report.trial_report import write_trial
 from fem.trial import run_trial
 
@@ -43,6 +52,123 @@ def _jobs(cases: list[Case], outdir: Path) -> list[tuple[Case, Path]]:
                 sub = replace(case, trial=replace(case.trial, cohorts=[cohort], seeds=[seed]))
                 jobs.append((sub, job_folder(outdir / name, cohort, seed)))
     return jobs
+
+
+IMAGE_TABLE = "images.csv"
+
+
+def _is_tiff(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in (".tif", ".tiff")
+
+
+def _is_image(path: Path) -> bool:
+    """An image file by its suffix, or a folder of TIFF slices (one scan)."""
+    if path.is_dir():
+        return any(_is_tiff(p) for p in path.iterdir())
+    return path.name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def _folder_images(folder: Path) -> list[Path]:
+    """The scans in a folder: its image files and its sub-folders of TIFF slices, sorted;
+    or the folder itself when it holds only TIFF files (the slices of one scan)."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and _is_image(p))
+    stacks = sorted(p for p in folder.iterdir() if p.is_dir() and _is_image(p))
+    if files and not stacks and all(map(_is_tiff, files)):
+        return [folder]      # one scan as TIFF slices, not hundreds of 2-D images
+    return files + stacks
+
+
+def expand_image_args(entries, cwd=".") -> list[Path]:
+    """The images of ``--images``: each entry an image file, a folder (fem.batch.
+    _folder_images) or a glob pattern (its matching images, sorted; a match that is a
+    folder of TIFF slices is one image). Paths are relative to ``cwd``; duplicates are
+    dropped. BonefemError naming the entry and what was expected when it gives no image."""
+    expected = f"expected image files ({', '.join(IMAGE_SUFFIXES)}) or folders of TIFF slices"
+    out = []
+    for entry in entries:
+        path = Path(entry) if Path(entry).is_absolute() else Path(cwd) / entry
+        if glob.has_magic(str(entry)):
+            # joined as text: a Path drops the trailing "/" of "scans/*/" (folders only)
+            matches = [Path(m) for m in sorted(glob.glob(os.path.join(cwd, str(entry))))]
+            found = [m for m in matches if _is_image(m)]
+            if not found:
+                what = (f"matches {len(matches)} path(s) but none is an image" if matches
+                        else "matches nothing")
+                raise BonefemError(f"--images {entry!r}: {what} (in {Path(cwd).resolve()}); {expected}")
+        elif not path.exists():
+            raise BonefemError(f"--images {entry}: no such file or folder; {expected}")
+        elif path.is_dir():
+            found = _folder_images(path)
+            if not found:
+                raise BonefemError(f"--images {entry}: the folder holds no image; {expected}")
+        elif not _is_image(path):
+            raise BonefemError(f"--images {entry}: not an image file; {expected}")
+        else:
+            found = [path]
+        out += [p.resolve() for p in found]
+    return list(dict.fromkeys(out))
+
+
+def image_names(images: list[Path]) -> list[str]:
+    """Result-folder name of each image: its name without the suffix, or, where two
+    images share it (scans/p1/scan.nii.gz, scans/p2/scan.nii.gz), its path below the
+    images' common folder with '-' for '/' (p1-scan, p2-scan)."""
+    names = [result_name(p) for p in images]
+    if len(set(names)) < len(names):
+        root = Path(os.path.commonpath([p.parent for p in images]))
+        names = [str(p.parent.relative_to(root) / result_name(p)).replace(os.sep, "-").lstrip(".-")
+                 for p in images]
+    seen = {}
+    for name, path in zip(names, images):
+        if name in seen:
+            raise BonefemError(f"--images: {seen[name]} and {path} would both write results to "
+                               f"the folder {name!r}; rename one or run them in two batches")
+        seen[name] = path
+    return names
+
+
+def template_jobs(template, images: list[Path], outdir: Path) -> list[tuple[Case, Path]]:
+    """(case, output folder) per image: the template case file with ``specimen.image`` set
+    to the image. The template holds no trial and no generator; an ``image`` in it is
+    replaced. Every job is validated before any runs: a bad key stops the batch at once."""
+    template = Path(template)
+    table = read_case_table(template)
+    if "trial" in table:
+        raise CaseError(template, "trial", "a template for --images describes one specimen's "
+                        "solve; a trial takes its scans in [trial.cohort.NAME] images")
+    specimen = table.get("specimen", {})
+    if not isinstance(specimen, dict):
+        raise CaseError(template, "specimen", f"expected a table, got {specimen!r}")
+    for key in ("synthetic", "vertebral"):
+        if key in specimen:
+            raise CaseError(template, f"specimen.{key}", "a template for --images takes its "
+                            "specimens from the images; remove the generator")
+    jobs = []
+    for image, name in zip(images, image_names(images)):
+        one = copy.deepcopy(table)
+        one.setdefault("specimen", {})["image"] = str(image)
+        case = case_from_dict(one, source=template, base_dir=template.parent)
+        jobs.append((case, outdir / name))
+    return jobs
+
+
+def _settings_differ(case: Case, result_json: Path) -> str | None:
+    """The first case key whose value differs from the one a finished result was solved
+    with (None when all agree): a re-run must not pass off old settings as new ones."""
+    try:
+        old = json.loads(result_json.read_text()).get("case", {})
+    except (OSError, ValueError):
+        return None
+    new = json.loads(json.dumps(case_to_dict(case)))
+    for table in sorted(set(old) | set(new)):
+        a, b = old.get(table), new.get(table)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            key = next(k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
+            return f"{table}.{key}"
+        return table
+    return None
 
 
 class _Claims:
@@ -96,8 +222,12 @@ class _Claims:
 
 
 def run_batch(case_paths, outdir, ranks_per_job: int = 1, world=MPI.COMM_WORLD,
-              quiet: bool = False, verbose: bool = False, stop=None) -> list[Path]:
+              quiet: bool = False, verbose: bool = False, stop=None, images=None) -> list[Path]:
     """Run every job; return the output folders of the jobs (on world rank 0).
+
+    images : ``--images`` entries (files, folders, globs; fem.batch.expand_image_args):
+        ``case_paths`` is then one template, each image one job, and rank 0 writes
+        ``outdir/images.csv`` with one row per image (failed ones too, with their error)
 
     Progress: a bar on world rank 0 when its stdout is a terminal, else one plain line
     per job from each group's leader (a SLURM log); ``quiet`` leaves only errors (on
@@ -111,9 +241,15 @@ def run_batch(case_paths, outdir, ranks_per_job: int = 1, world=MPI.COMM_WORLD,
     # it would wait forever for a group that never solves (its jobs done earlier or failed).
     from petsc4py import PETSc  # noqa: F401
 
-    cases = [load_case(p) for p in case_paths]
     outdir = Path(outdir)
-    jobs = _jobs(cases, outdir)
+    if images is None:
+        cases = [load_case(p) for p in case_paths]
+        jobs = _jobs(cases, outdir)
+    else:
+        if len(case_paths) != 1:
+            raise BonefemError(f"--images takes one template case file, got {len(case_paths)}: "
+                               f"{' '.join(map(str, case_paths))}")
+        cases, jobs = [], template_jobs(case_paths[0], expand_image_args(images), outdir)
     group = world.Split(world.rank // ranks_per_job, world.rank)
     claims = _Claims(outdir, world)
     leader = group.rank == 0
@@ -128,7 +264,7 @@ def run_batch(case_paths, outdir, ranks_per_job: int = 1, world=MPI.COMM_WORLD,
     else:
         # Not print itself: a trial given print draws its own bar.
         job_log = lambda *a, **k: print(*a, **k, flush=True)  # noqa: E731
-    n_groups, finished, failed = world.size // ranks_per_job, 0, 0
+    n_groups, finished, failed = world.size // ranks_per_job, 0, {}
 
     def tick(postfix=""):
         if progress.bar is not None:
@@ -150,6 +286,11 @@ def run_batch(case_paths, outdir, ranks_per_job: int = 1, world=MPI.COMM_WORLD,
         try:
             if case.trial is None:
                 if (folder / "result.json").exists():
+                    changed = _settings_differ(case, folder / "result.json")
+                    if changed:
+                        raise BonefemError(f"{folder}/result.json was solved with another "
+                                           f"{changed}; delete that folder to solve it again, or "
+                                           "write to another output folder")
                     status = "done earlier"
                 else:
                     run_case(case, folder, group, log=job_log)
@@ -160,7 +301,7 @@ def run_batch(case_paths, outdir, ranks_per_job: int = 1, world=MPI.COMM_WORLD,
         except BonefemError as err:
             status = "FAILED"
             if leader:
-                failed += 1
+                failed[index] = str(err)
                 progress.write(f"bonefem batch: job {index + 1}/{len(jobs)} {name} failed: {err}",
                                file=sys.stderr)
         if leader:
@@ -181,13 +322,18 @@ def run_batch(case_paths, outdir, ranks_per_job: int = 1, world=MPI.COMM_WORLD,
         time.sleep(0.2)
     tick()
     progress.close()
-    failed = world.allreduce(failed if leader else 0)
+    failed = {i: e for part in world.allgather(failed if leader else {}) for i, e in part.items()}
     claim_errors = [e for e in world.allgather(claims.error if leader else None) if e]
     if world.rank == 0:
         claims.remove()
         for case in cases:
             if case.trial is not None:
                 _merge_trial(case, outdir / Path(case.source).stem)
+        if images is not None:
+            table = write_image_table(jobs, failed, outdir / IMAGE_TABLE)
+            if not quiet:
+                print(f"bonefem batch: one row per image in {table}", flush=True)
+    failed = len(failed)
     group.Free()
     if claim_errors:
         also = f"; {failed} of {len(jobs)} jobs failed as well" if failed else ""
@@ -197,6 +343,21 @@ def run_batch(case_paths, outdir, ranks_per_job: int = 1, world=MPI.COMM_WORLD,
         raise BonefemError(f"{failed} of {len(jobs)} batch jobs failed (errors above); finished "
                            f"results stay in {outdir}/ and a re-run does only the unfinished jobs")
     return [folder for _, folder in jobs]
+
+
+def write_image_table(jobs, failed: dict, path: Path) -> Path:
+    """One row per image job, in the order of the images: its file, ``ok`` or ``failed``
+    (with the error), then the numbers of ``bonefem collect`` (fem.report.collect)."""
+    rows = []
+    for index, (case, folder) in enumerate(jobs):
+        row = {"image": case.specimen.image, "status": "failed", "error": failed.get(index, "")}
+        done = single_row(folder / "result.json") if index not in failed else None
+        if done:
+            row.update(status="ok", **done)
+        elif index not in failed:
+            row["error"] = "no result"      # a batch stopped before this image
+        rows.append(row)
+    return write_csv(path, rows)
 
 
 def _merge_trial(case: Case, folder: Path) -> None:

@@ -437,18 +437,24 @@ def _resolve_vertebral(v: Vertebral, source):
             setattr(v, name, preset.get(name, defaults[name]))
 
 
-def load_case(path: str | Path) -> Case:
-    """Read and validate a case file."""
+def read_case_table(path: str | Path) -> dict:
+    """The TOML table of a case file, not yet validated; CaseError naming the file if it
+    cannot be read or parsed."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as err:
         raise CaseError(path, None, f"cannot read the case file ({err.strerror})") from None
     try:
-        table = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise CaseError(path, None, f"malformed TOML: {err}") from None
-    return case_from_dict(table, source=path, base_dir=path.parent)
+
+
+def load_case(path: str | Path) -> Case:
+    """Read and validate a case file."""
+    path = Path(path)
+    return case_from_dict(read_case_table(path), source=path, base_dir=path.parent)
 
 
 def case_to_dict(case: Case) -> dict:

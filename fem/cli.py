@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import signal
 import sys
 from pathlib import Path
@@ -26,10 +27,8 @@ from fem.report.collect import collect
 from fem.report.result import check_output_folder, versions
 from fem.report.results_doc import write_results_doc
 from fem.report.specimen import export_specimen
-from fem.specimen.io import META, NIFTI, NUMPY, TIFF
+from fem.report.store import IMAGE_SUFFIXES, result_name
 from fem.trial import run_trial
-
-IMAGE_SUFFIXES = NUMPY + NIFTI + META + TIFF
 
 
 def _threshold(text: str):
@@ -40,6 +39,10 @@ def _threshold(text: str):
         return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, 'otsu' or 'nonzero', got {text!r}") from None
+
+
+JSON_HELP = ("print one JSON document on stdout (for scripts; every other message goes "
+             "to stderr)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,10 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--rtol", type=float, help=f"CG relative tolerance (default {default(Solver, 'rtol'):g})")
     s.add_argument("--no-fields", action="store_true", help="do not write field files")
     s.add_argument("-o", "--output", default=None, help="output folder (default results/IMAGE-NAME)")
+    s.add_argument("--json", action="store_true", help=JSON_HELP)
 
     r = sub.add_parser("run", help="run a case file")
     r.add_argument("case", help="case file (TOML)")
     r.add_argument("-o", "--output", default=None, help="output folder (default results/CASE-NAME)")
+    r.add_argument("--json", action="store_true", help=JSON_HELP)
 
     sp = sub.add_parser("specimen", help="build a case's specimen: image, morphometry and a render")
     sp.add_argument("case", help="case file (TOML) with a [specimen] table")
@@ -108,7 +113,12 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("-o", "--output", default="docs/results.md")
 
     b = sub.add_parser("batch", help="run many cases or a trial's specimens over groups of MPI ranks")
-    b.add_argument("cases", nargs="+", help="case files (single specimens or trials)")
+    b.add_argument("cases", nargs="+", help="case files (single specimens or trials); with "
+                   "--images, one template case file")
+    b.add_argument("--images", nargs="+", metavar="PATH",
+                   help="images to solve with the template's settings, one job each: files, "
+                        "folders (their image files) or quoted glob patterns ('scans/*.nii.gz'); "
+                        f"results in OUTPUT/IMAGE-NAME/ and one table, OUTPUT/images.csv")
     b.add_argument("--ranks-per-job", type=int, default=1, metavar="K",
                    help="ranks per job; the world is split into N/K groups")
     b.add_argument("-o", "--output", default="results/batch", help="output folder")
@@ -119,18 +129,10 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("folders", nargs="+", help="result folders (searched recursively)")
     co.add_argument("-o", "--output", help="CSV file to write (default: collected.csv in the "
                     "first folder)")
+    co.add_argument("--json", action="store_true", help=JSON_HELP)
 
     sub.add_parser("info", help="software versions and MPI ranks")
     return p
-
-
-def _stem(path: str) -> str:
-    name = Path(path).name
-    # longest first: "a.nii.gz" -> "a"
-    for ext in sorted((*IMAGE_SUFFIXES, *MESH_SUFFIXES, ".toml"), key=len, reverse=True):
-        if name.endswith(ext):
-            return name[: -len(ext)]
-    return Path(name).stem
 
 
 def _summary(result: dict) -> str:
@@ -150,12 +152,15 @@ def _summary(result: dict) -> str:
         f"{result['nonlinear']['strain_at_ultimate']:.4f} (peak reached: {result['nonlinear']['peak_reached']})"]))
 
 
-def _run(case, outdir) -> int:
+def _run(case, outdir, as_json=False) -> int:
     comm = MPI.COMM_WORLD
     result = run_case(case, outdir, comm)
     if comm.rank == 0:
         print(f"bonefem: results in {outdir}/result.json")
-        print(_summary(result))
+        if as_json:
+            _print_json({"output": str(outdir), **result})
+        else:
+            print(_summary(result))
     return 0
 
 
@@ -174,24 +179,27 @@ def cmd_solve(args) -> int:
         vs = args.voxel_size
         table["specimen"]["voxel_size"] = vs[0] if len(vs) == 1 else vs
     case = case_from_dict(table, source="command line", base_dir=Path.cwd())
-    return _run(case, args.output or f"results/{_stem(args.image)}")
+    return _run(case, args.output or f"results/{result_name(args.image)}", args.json)
 
 
 def cmd_run(args) -> int:
     case = load_case(args.case)
-    outdir = args.output or f"results/{_stem(args.case)}"
+    outdir = args.output or f"results/{result_name(args.case)}"
     if case.trial is not None:
         with _stop_between_solves() as stop:
-            run_trial(case, outdir, MPI.COMM_WORLD, stop=stop)
+            rows = run_trial(case, outdir, MPI.COMM_WORLD, stop=stop)
         if MPI.COMM_WORLD.rank == 0:
             print(f"bonefem: trial tables and figures in {outdir}/ (summary.md, trial.csv)")
+            if args.json:
+                _print_json({"output": str(outdir), "rows": rows})
         return 0
-    return _run(case, outdir)
+    return _run(case, outdir, args.json)
 
 
 def cmd_specimen(args) -> int:
     case = load_case(args.case)
-    outdir = Path(args.output or f"results/{_stem(args.case)}-specimen")
+    outdir = Path(args.output or f"results/{result_name(args.case)}-specimen")
+    print(f"bonefem: building the specimen of {args.case} ...", flush=True)
     files = export_specimen(case, outdir, render=not args.no_render)
     print(f"bonefem: specimen written to {outdir}/: {', '.join(p.name for p in files)}")
     return 0
@@ -250,16 +258,18 @@ def cmd_view(args) -> int:
 def cmd_batch(args) -> int:
     with _stop_between_solves() as stop:
         run_batch(args.cases, args.output, args.ranks_per_job, MPI.COMM_WORLD, quiet=args.quiet,
-                  verbose=args.verbose, stop=stop)
-    if MPI.COMM_WORLD.rank == 0 and not args.quiet:
+                  verbose=args.verbose, stop=stop, images=args.images)
+    if MPI.COMM_WORLD.rank == 0 and not args.quiet and args.images is None:
         print(f"bonefem batch: results in {args.output}/ (`bonefem collect {args.output}` for one table)")
     return 0
 
 
 def cmd_collect(args) -> int:
     out = Path(args.output) if args.output else Path(args.folders[0]) / "collected.csv"
-    n = collect(args.folders, out)
-    print(f"bonefem: {n} rows written to {out}")
+    rows = collect(args.folders, out)
+    print(f"bonefem: {len(rows)} rows written to {out}")
+    if args.json:
+        _print_json({"output": str(out), "rows": rows})
     return 0
 
 
@@ -277,16 +287,36 @@ def cmd_info(args) -> int:
     return 0
 
 
+# --json: the real stdout, kept for the one JSON document while every message (the
+# pipeline's lines, a progress bar, warnings) is redirected to stderr.
+_json_out = None
+
+
+def _print_json(document: dict) -> None:
+    """The one JSON document of --json, on the real stdout."""
+    (_json_out or sys.stdout).write(json.dumps(document, indent=2) + "\n")
+    (_json_out or sys.stdout).flush()
+
+
 def main(argv=None) -> int:
+    global _json_out
     args = _parser().parse_args(argv)
+    as_json = getattr(args, "json", False)
+    _json_out = sys.stdout if as_json else None
     try:
         commands = {"solve": cmd_solve, "run": cmd_run, "info": cmd_info, "specimen": cmd_specimen,
                     "calibrate": cmd_calibrate, "view": cmd_view, "report": cmd_report,
                     "batch": cmd_batch, "collect": cmd_collect}
-        return commands[args.command](args)
+        with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
+            return commands[args.command](args)
     except BonefemError as err:
         if MPI.COMM_WORLD.rank == 0:
-            print(f"bonefem: error: {err}", file=sys.stderr)
+            print(f"bonefem: error: {err}", file=sys.stderr, flush=True)
+        if args.command == "batch":
+            # A batch raises its errors on every rank. mpirun ends the job as soon as one
+            # rank exits with an error: the others wait here until rank 0 has written its
+            # table and this line, which would otherwise be cut off.
+            MPI.COMM_WORLD.Barrier()
         return 2
     except KeyboardInterrupt:
         return _interrupted(args.command)

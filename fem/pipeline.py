@@ -64,10 +64,16 @@ def run_case(case: Case, outdir=None, comm=MPI.COMM_WORLD, log=print) -> dict:
     """
     outdir = None if outdir is None else Path(outdir)
     t0 = time.perf_counter()
+    spec = case.specimen
+    # progress: a line as each long stage starts (here and in solve_mesh), once the
+    # output folder is known to be writable
+    starting = (f"specimen: reading {spec.image}" if spec.image is not None else
+                f"specimen: generating the {'vertebral' if spec.vertebral else 'synthetic'} specimen")
     if case.specimen.image is not None and is_mesh_file(case.specimen.image):
         def read():
             if outdir is not None:
                 check_output_folder(outdir)
+            log(starting)
             return read_volume_mesh(case.specimen.image)
 
         vmesh = root_call(comm, read)
@@ -77,6 +83,7 @@ def run_case(case: Case, outdir=None, comm=MPI.COMM_WORLD, log=print) -> dict:
     def prepare():
         if outdir is not None:
             check_output_folder(outdir)
+        log(starting)
         matfree = case.solver.method in ("auto", "matfree")
         check = None
         if case.solver.memory_check:
@@ -268,6 +275,8 @@ def solve_mesh(msh, modulus_cells, fraction_cells, extent, pins, case: Case, com
     if method == "matfree" and voxel_spacing is None:
         raise BonefemError(f"{case.source or 'case'}: [solver] method = \"matfree\" needs a voxel "
                            "specimen (an image or a generator), not a tetrahedral or external mesh")
+    say(f"solve: {msh.topology.index_map(3).size_global} elements on {comm.size} rank(s), CG to "
+        f"rtol {case.solver.rtol:g} ...")
     sol = solve_compression(msh, modulus_cells, case.material.poisson, case.load.test,
                             case.load.strain, lz, pins, case.solver.rtol,
                             case.solver.max_iterations,

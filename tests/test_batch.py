@@ -4,12 +4,13 @@ import os
 import select
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from fem.specimen.foam import trabecular_foam
-from tests.conftest import ROOT, read_result, run_cli
+from tests.conftest import ROOT, fails, read_result, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -222,3 +223,151 @@ def test_a_cut_line_in_a_jobs_rows_does_not_break_later_batches(batch_trial, tmp
     assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr
     assert (out / "tiny" / "trial.csv").read_text() == table
     assert json.loads((out / "tiny" / "result.json").read_text())["solves"] == 3
+
+
+# ---------------------------------------------------------------------------
+# One protocol, many scans: `bonefem batch TEMPLATE.toml --images ...` (issue 19)
+
+TEMPLATE = "[specimen]\nvoxel_size = 0.1\n[material]\nmodulus = 8000.0\n[solver]\nrtol = 1e-12\n[output]\nfields = false\n"
+
+
+@pytest.fixture
+def scans(tmp_path):
+    """A folder of scans with known answers, a template, and a file that is no image.
+
+    solid: a solid block, E_app = E exactly (uniaxial: lateral faces free);
+    column: half of the cross-section removed over the whole height, E_app = E / 2;
+    floor: the top half of the stack removed, no bone between the platens: fails alone.
+    """
+    from fem.specimen.io import write_nifti
+
+    d = tmp_path / "scans"
+    d.mkdir()
+    np.save(d / "solid.npy", np.ones((4, 4, 5), np.uint8))
+    column = np.zeros((4, 4, 5), np.uint8)
+    column[:2] = 1
+    write_nifti(d / "column.nii.gz", column, (0.1, 0.1, 0.1))
+    floor = np.zeros((4, 4, 6), np.uint8)
+    floor[:, :, :3] = 1
+    np.save(d / "floor.npy", floor)
+    (d / "notes.txt").write_text("scan log\n")
+    template = tmp_path / "protocol.toml"
+    template.write_text(TEMPLATE)
+    return d, template
+
+
+def _table(path):
+    import csv
+
+    with open(path) as f:
+        return {Path(r["image"]).name: r for r in csv.DictReader(f)}
+
+
+def test_batch_over_a_folder_of_images_with_a_template(scans, tmp_path):
+    d, template = scans
+    out = tmp_path / "study"
+    proc = run_cli("batch", template, "--images", d, "-o", out)
+    # the failed scan fails the batch at the end, after the others have finished
+    assert proc.returncode == 2, proc.stderr
+    assert "floor" in proc.stderr and "no bone path" in proc.stderr and "1 of 3 batch jobs failed" in proc.stderr
+    for name in ("column", "floor", "solid"):
+        assert f"{name} " in proc.stdout        # one plain line per image: a log, not a terminal
+    table = _table(out / "images.csv")
+    assert sorted(table) == ["column.nii.gz", "floor.npy", "solid.npy"]       # notes.txt is no scan
+    assert float(table["solid.npy"]["apparent_modulus_MPa"]) == pytest.approx(8000.0, rel=1e-9)
+    assert float(table["column.nii.gz"]["apparent_modulus_MPa"]) == pytest.approx(4000.0, rel=1e-9)
+    assert float(table["column.nii.gz"]["bv_tv"]) == pytest.approx(0.5, rel=1e-12)
+    assert table["floor.npy"]["status"] == "failed" and "no bone path" in table["floor.npy"]["error"]
+    assert table["solid.npy"]["status"] == "ok" and table["solid.npy"]["error"] == ""
+    # each image in a folder named after it, solved with the template's settings
+    solid = read_result(out / "solid")
+    assert solid["case"]["material"]["modulus"] == 8000.0 and solid["voxel_size_mm"] == [0.1] * 3
+    assert not (out / "floor" / "result.json").exists()
+
+    # resume: the finished scans are skipped, the failed one is tried again
+    again = run_cli("batch", template, "--images", d, "-o", out)
+    assert again.stdout.count("done earlier") == 2 and "floor FAILED" in again.stdout
+    assert _table(out / "images.csv")["solid.npy"]["apparent_modulus_MPa"] == table["solid.npy"]["apparent_modulus_MPa"]
+
+    # a glob picks some of them; a changed protocol is not passed off as the old results
+    only = run_cli("batch", template, "--images", str(d / "[cs]*"), "-o", tmp_path / "glob", check=True)
+    assert sorted(_table(tmp_path / "glob" / "images.csv")) == ["column.nii.gz", "solid.npy"]
+    assert "one row per image in" in only.stdout
+    template.write_text(TEMPLATE.replace("8000.0", "9000.0"))
+    changed = run_cli("batch", template, "--images", d / "solid.npy", "-o", out)
+    fails(changed, "was solved with another material.modulus", str(out / "solid"))
+
+
+def test_an_unreadable_scan_fails_alone_and_names_its_file(scans, tmp_path):
+    d, template = scans
+    (d / "floor.npy").unlink()
+    (d / "broken.npy").write_bytes(b"not a NumPy file")
+    proc = run_cli("batch", template, "--images", d, "-o", tmp_path / "b")
+    fails(proc, str(d / "broken.npy"), "1 of 3 batch jobs failed")
+    table = _table(tmp_path / "b" / "images.csv")
+    assert table["broken.npy"]["status"] == "failed" and str(d / "broken.npy") in table["broken.npy"]["error"]
+    assert float(table["solid.npy"]["apparent_modulus_MPa"]) == pytest.approx(8000.0, rel=1e-9)
+
+
+def test_bad_image_sets_and_templates_name_the_path_and_what_was_expected(scans, tmp_path):
+    d, template = scans
+    (tmp_path / "empty").mkdir()
+    cases = [
+        (["--images", str(d / "*.nii")], ["*.nii", "matches nothing", "expected image files (.npy"]),
+        (["--images", str(d / "*.txt")], ["matches 1 path(s) but none is an image"]),
+        (["--images", tmp_path / "empty"], [str(tmp_path / "empty"), "the folder holds no image"]),
+        (["--images", d / "notes.txt"], ["notes.txt: not an image file", "expected image files"]),
+        (["--images", tmp_path / "missing"], ["missing: no such file or folder"]),
+    ]
+    for args, fragments in cases:
+        fails(run_cli("batch", template, *args, "-o", tmp_path / "x"), *fragments)
+    two = run_cli("batch", template, template, "--images", d, "-o", tmp_path / "x")
+    fails(two, "--images takes one template case file, got 2")
+    generator = tmp_path / "gen.toml"
+    generator.write_text("[specimen.synthetic]\nsize = 0.6\n")
+    fails(run_cli("batch", generator, "--images", d, "-o", tmp_path / "x"),
+          "[specimen.synthetic] a template for --images takes its specimens from the images")
+    bad_key = tmp_path / "bad.toml"
+    bad_key.write_text("[solver]\nrtoll = 1e-9\n")
+    proc = run_cli("batch", bad_key, "--images", d, "-o", tmp_path / "x")
+    fails(proc, "bad.toml: [solver.rtoll] unknown key")
+    assert proc.stderr.count("unknown key") == 1
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_folder_gives_its_image_files_and_its_folders_of_tiff_slices(tmp_path):
+    from fem.batch import expand_image_args
+
+    for name in ("b.nii.gz", "a.npy", "notes.txt", "p1/0001.tif", "p1/0002.tif", "docs/x.txt"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).touch()
+    assert expand_image_args([tmp_path]) == [tmp_path / "a.npy", tmp_path / "b.nii.gz", tmp_path / "p1"]
+    # a folder of slices alone is one scan, as is each folder a glob of folders matches
+    assert expand_image_args([tmp_path / "p1"]) == [tmp_path / "p1"]
+    assert expand_image_args(["*/"], cwd=tmp_path) == [tmp_path / "p1"]
+    # given twice, solved once
+    assert expand_image_args([tmp_path / "a.npy", str(tmp_path / "*.npy")]) == [tmp_path / "a.npy"]
+
+
+def test_scans_with_the_same_name_in_patient_folders_get_their_folder_in_the_name(tmp_path):
+    from fem.batch import image_names
+
+    names = image_names([tmp_path / "p1" / "scan.nii.gz", tmp_path / "p2" / "scan.nii.gz"])
+    assert names == ["p1-scan", "p2-scan"]
+    assert image_names([tmp_path / "a.npy", tmp_path / "b.nii.gz"]) == ["a", "b"]
+    with pytest.raises(Exception, match="would both write results to the folder 'a'"):
+        image_names([tmp_path / "a.npy", tmp_path / "a.nii.gz"])
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("k", [1, 2])
+def test_image_batch_under_mpirun_gives_the_analytic_moduli(scans, tmp_path, k):
+    d, template = scans
+    out = tmp_path / "b"
+    proc = run_cli("batch", template, "--images", str(d / "*.n*"), "--ranks-per-job", k,
+                   "-o", out, mpi=2)
+    assert proc.returncode == 2 and "1 of 3 batch jobs failed" in proc.stderr, proc.stderr
+    table = _table(out / "images.csv")
+    assert float(table["solid.npy"]["apparent_modulus_MPa"]) == pytest.approx(8000.0, rel=1e-9)
+    assert float(table["column.nii.gz"]["apparent_modulus_MPa"]) == pytest.approx(4000.0, rel=1e-9)
+    assert int(table["solid.npy"]["ranks"]) == k and table["floor.npy"]["status"] == "failed"

@@ -1,5 +1,7 @@
 """The command line: images in two formats, MPI, and user errors without tracebacks."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -161,3 +163,43 @@ def test_collect_writes_into_the_first_folder_by_default_and_says_so(foam, tmp_p
     out = tmp_path / "r" / "collected.csv"
     assert len(out.read_text().splitlines()) == 2 and not (tmp_path / "collected.csv").exists()
     assert f"1 rows written to {out}" in proc.stdout
+
+
+# ---------------------------------------------------------------------------
+# --json for scripts: one JSON document on stdout, every message on stderr (issue 19)
+
+@pytest.mark.parametrize("mpi", [0, pytest.param(2, marks=pytest.mark.mpi)])
+def test_json_output_of_solve_run_and_collect_parses_and_holds_the_numbers(tmp_path, mpi):
+    import json
+
+    # a solid block under uniaxial compression: E_app = E, F = E * strain * area (analytic)
+    np.save(tmp_path / "solid.npy", np.ones((4, 5, 6), np.uint8))
+    proc = run_cli("solve", tmp_path / "solid.npy", "--voxel-size", 0.1, "--modulus", 7000,
+                   "--rtol", 1e-12, "--no-fields", "--json", "-o", tmp_path / "r" / "s", mpi=mpi, check=True)
+    solved = json.loads(proc.stdout)
+    assert solved["apparent_modulus_MPa"] == pytest.approx(7000.0, rel=1e-9)
+    assert solved["reaction_force_N"] == pytest.approx(7000.0 * -0.01 * 0.4 * 0.5, rel=1e-9)
+    assert solved["output"] == str(tmp_path / "r" / "s") and solved["ranks"] == max(mpi, 1)
+    assert "solve:" in proc.stderr and "results in" in proc.stderr     # the messages, on stderr
+
+    case = tmp_path / "half.toml"       # a column of half the cross-section: E_app = E / 2
+    half = np.zeros((4, 4, 6), np.uint8)
+    half[:2] = 1
+    np.save(tmp_path / "half.npy", half)
+    case.write_text('[specimen]\nimage = "half.npy"\nvoxel_size = 0.1\n[solver]\nrtol = 1e-12\n'
+                    "[output]\nfields = false\n")
+    proc = run_cli("run", case, "--json", "-o", tmp_path / "r" / "h", mpi=mpi, check=True)
+    assert json.loads(proc.stdout)["apparent_modulus_MPa"] == pytest.approx(5000.0, rel=1e-9)
+
+    proc = run_cli("collect", tmp_path / "r", "--json", check=True)
+    collected = json.loads(proc.stdout)
+    by_image = {Path(r["image"]).name: r for r in collected["rows"]}
+    assert by_image["solid.npy"]["apparent_modulus_MPa"] == pytest.approx(7000.0, rel=1e-9)
+    assert by_image["half.npy"]["bv_tv"] == pytest.approx(0.5, rel=1e-12)
+    assert collected["output"] == str(tmp_path / "r" / "collected.csv") and "2 rows" in proc.stderr
+
+
+def test_json_mode_errors_leave_stdout_empty(tmp_path):
+    proc = run_cli("solve", tmp_path / "nothere.npy", "--voxel-size", 0.1, "--json")
+    _fails(proc, "nothere.npy", "file not found")
+    assert proc.stdout == ""

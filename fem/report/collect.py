@@ -13,19 +13,23 @@ SINGLE_KEYS = ("reaction_force_N", "stiffness_N_per_mm", "apparent_modulus_MPa",
                "bv_tv", "elements", "dofs", "voxels_removed", "ranks")
 
 
-def _single(path: Path) -> dict | None:
-    r = json.loads(path.read_text())
+def single_row(path: Path) -> dict | None:
+    """The table row of one single-specimen result.json (None for another kind of
+    result.json, e.g. a trial's): its folder, its input file and its numbers."""
+    r = json.loads(Path(path).read_text())
     if "reaction_force_N" not in r:
         return None
-    row = {"source": str(path.parent), "kind": "single"}
+    row = {"source": str(Path(path).parent), "kind": "single",
+           "image": r.get("case", {}).get("specimen", {}).get("image")}
     row.update({k: r.get(k) for k in SINGLE_KEYS})
     row.update({"failure_load_N": r["pistoia"]["failure_load_N"],
                 "iterations": r["solver"]["iterations"], "solve_s": r["solver"]["seconds"]})
     return row
 
 
-def collect(folders, out) -> int:
-    """Rows of every single-specimen result.json and every trial.csv below ``folders``."""
+def collect(folders, out) -> list[dict]:
+    """Write ``out`` (CSV) with the rows of every single-specimen result.json and every
+    trial.csv below ``folders``; return the rows."""
     rows = []
     for folder in map(Path, folders):
         if not folder.exists():
@@ -38,10 +42,10 @@ def collect(folders, out) -> int:
         for result in sorted(folder.rglob("result.json")):
             if "fields" in result.parts or "jobs" in result.parts:
                 continue
-            row = _single(result)
+            row = single_row(result)
             if row:
                 rows.append(row)
     if not rows:
         raise BonefemError(f"no results (result.json or trial.csv) under {', '.join(map(str, folders))}")
     write_csv(out, rows)
-    return len(rows)
+    return rows

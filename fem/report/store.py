@@ -16,9 +16,22 @@ import json
 from pathlib import Path
 
 from fem.errors import BonefemError
+from fem.mesh.external import MESH_SUFFIXES
 from fem.report.result import write_problem
+from fem.specimen.io import META, NIFTI, NUMPY, TIFF
 
 ROWS = "rows.jsonl"
+IMAGE_SUFFIXES = NUMPY + NIFTI + META + TIFF
+
+
+def result_name(path) -> str:
+    """Default result-folder name of an input file: its name without the format's suffix
+    (the longest one: "a.nii.gz" -> "a"; "case.toml" -> "case")."""
+    name = Path(path).name
+    for ext in sorted((*IMAGE_SUFFIXES, *MESH_SUFFIXES, ".toml"), key=len, reverse=True):
+        if name.endswith(ext) and len(name) > len(ext):
+            return name[: -len(ext)]
+    return Path(name).stem
 
 
 def specimen_tag(cohort: str, seed: int) -> str:
