@@ -117,8 +117,8 @@ def _parser() -> argparse.ArgumentParser:
                    "--images, one template case file")
     b.add_argument("--images", nargs="+", metavar="PATH",
                    help="images to solve with the template's settings, one job each: files, "
-                        "folders (their image files) or quoted glob patterns ('scans/*.nii.gz'); "
-                        f"results in OUTPUT/IMAGE-NAME/ and one table, OUTPUT/images.csv")
+                        "folders (their images) or quoted glob patterns ('scans/*.nii.gz'); "
+                        "results in OUTPUT/IMAGE-NAME/ and one table, OUTPUT/images.csv")
     b.add_argument("--ranks-per-job", type=int, default=1, metavar="K",
                    help="ranks per job; the world is split into N/K groups")
     b.add_argument("-o", "--output", default="results/batch", help="output folder")
