@@ -298,6 +298,20 @@ def test_batch_over_a_folder_of_images_with_a_template(scans, tmp_path):
     fails(changed, "was solved with another material.modulus", str(out / "solid"))
 
 
+def test_a_template_solves_a_shipped_grey_scan_as_solve_does(tmp_path):
+    # the template's threshold and solver reach the job: the same numbers as the command line
+    scan = ROOT / "meshes" / "vertebral-elderly-1.6mm.nii.gz"
+    run_cli("solve", scan, "--threshold", 0.5, "--rtol", 1e-12, "--no-fields", "-o", tmp_path / "s",
+            check=True)
+    template = tmp_path / "grey.toml"
+    template.write_text("[specimen]\nthreshold = 0.5\n[solver]\nrtol = 1e-12\n[output]\nfields = false\n")
+    run_cli("batch", template, "--images", scan, "-o", tmp_path / "b", check=True)
+    single = read_result(tmp_path / "s")
+    row = _table(tmp_path / "b" / "images.csv")[scan.name]
+    assert float(row["reaction_force_N"]) == pytest.approx(single["reaction_force_N"], rel=1e-12)
+    assert int(row["elements"]) == single["elements"] and row["source"] == str(tmp_path / "b" / "vertebral-elderly-1.6mm")
+
+
 def test_an_unreadable_scan_fails_alone_and_names_its_file(scans, tmp_path):
     d, template = scans
     (d / "floor.npy").unlink()
