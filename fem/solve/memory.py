@@ -12,6 +12,12 @@ BYTES_PER_DOF = 2000.0
 # rounded up.
 BYTES_PER_DOF_MATFREE = 400.0
 BYTES_PER_RANK = 300e6   # Python, DOLFINx, PETSc and MPI themselves
+# Building a voxel model on rank 0 before the solve, per bone voxel: the grid arrays
+# (fem.mesh.voxel.voxel_grid, built in chunks: 100 B) and DOLFINx's create_mesh (about
+# 480 B). Peak RSS of those stages by bench/grid_memory.py on the real core at 150^3 and
+# 200^3 voxels (610-620 B; docs/benchmark.md), rounded up. Freed before the solve, so the
+# job's peak is the larger of the build and the solve, not their sum.
+BUILD_BYTES_PER_VOXEL = 650.0
 
 
 def estimate_bytes(dofs: int, ranks: int, matfree: bool = False) -> float:
@@ -19,6 +25,14 @@ def estimate_bytes(dofs: int, ranks: int, matfree: bool = False) -> float:
     assembled (GAMG) or matrix-free."""
     per_dof = BYTES_PER_DOF_MATFREE if matfree else BYTES_PER_DOF
     return dofs * per_dof + ranks * BYTES_PER_RANK
+
+
+def estimate_voxel_model(dofs: int, voxels: int, ranks: int, matfree: bool = True) -> tuple[float, float]:
+    """Estimated peak memory (bytes) of a voxel model of ``voxels`` bone voxels and ``dofs``
+    DOF on ``ranks`` ranks: ``(peak, build)``, the larger of building the mesh on rank 0
+    and the solve (:func:`estimate_bytes`), and the build alone."""
+    build = voxels * BUILD_BYTES_PER_VOXEL + ranks * BYTES_PER_RANK
+    return max(build, estimate_bytes(dofs, ranks, matfree)), build
 
 
 def available_bytes() -> float | None:
