@@ -3,6 +3,7 @@ whole ``bonefem solve``, for a few image sizes; the same for an older code tree 
 
     ./bonefem exec python3 bench/grid_memory.py images ../shared/data/lhdl-3155_D_4_bc -o /tmp/gm
     ./bonefem exec python3 bench/grid_memory.py run /tmp/gm/core-*.npy --old /tmp/old-tree -o /tmp/gm
+    ./bonefem exec python3 bench/grid_memory.py table /tmp/gm -o docs/benchmark.md
 
 ``images`` writes the real core (200^3 voxels of 19.5 um, 8-bit grey) cropped to 150^3,
 whole, and mirror-padded to 300^3 (``np.pad(mode="symmetric")``: trabeculae continue
@@ -23,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -146,9 +146,10 @@ def run(args):
 
 
 def table(records) -> str:
-    """Markdown table: peak RSS (MiB) of each stage, old and new per image."""
+    """Markdown tables: peak RSS (MiB) of each stage, old and new per image; then the
+    whole solves."""
     staged = [r for r in records if "stages" in r]
-    head = ["image", "bone voxels", "nodes", "code"] + STAGES + ["peak", "B per bone voxel"]
+    head = ["image", "bone voxels", "nodes", "code"] + STAGES + ["peak", "B per bone voxel above the interpreter"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for r in staged:
         peak = max(s["peak_MiB"] for s in r["stages"].values())
@@ -185,9 +186,21 @@ def main():
     a.add_argument("-o", "--output", required=True)
     a = sub.add_parser("table", help="the table of a run's grid_memory.json")
     a.add_argument("folder")
+    a.add_argument("-o", "--output", help="a Markdown file: replace its tables between the "
+                   "<!-- grid_memory:stages --> and <!-- grid_memory:solve --> markers")
     args = p.parse_args()
     if args.cmd == "table":
-        print(table(json.loads((Path(args.folder) / "grid_memory.json").read_text())))
+        text = table(json.loads((Path(args.folder) / "grid_memory.json").read_text()))
+        if args.output is None:
+            print(text)
+            return
+        doc = Path(args.output).read_text()
+        stages_text, _, solve_text = text.partition("\n\n")
+        for name, part in (("stages", stages_text), ("solve", solve_text)):
+            head, rest = doc.split(f"<!-- grid_memory:{name} -->\n", 1)
+            doc = f"{head}<!-- grid_memory:{name} -->\n{part}\n<!-- /grid_memory:{name} -->" \
+                  + rest.split(f"<!-- /grid_memory:{name} -->", 1)[1]
+        Path(args.output).write_text(doc)
     else:
         {"images": images, "stages": stages, "run": run}[args.cmd](args)
 

@@ -85,7 +85,7 @@ def test_too_large_a_model_is_refused_before_the_grid_is_built(monkeypatch, tmp_
     # 13^3 nodes x 3 DOF; the message has the estimate and what is available
     assert "0.01 M DOF" in str(err.value) and "0.1 GB available" in str(err.value)
     assert "1728 bone voxels" in str(err.value)
-    # the larger of the build (650 B per bone voxel) and the solve, plus 0.3 GB per rank
+    # the larger of the build (700 B per bone voxel) and the solve, plus 0.3 GB per rank
     assert "about 0.3 GB needed" in str(err.value) and "0.3 GB to build" in str(err.value)
     assert not (tmp_path / "out").exists()
 

@@ -12,12 +12,13 @@ BYTES_PER_DOF = 2000.0
 # rounded up.
 BYTES_PER_DOF_MATFREE = 400.0
 BYTES_PER_RANK = 300e6   # Python, DOLFINx, PETSc and MPI themselves
-# Building a voxel model on rank 0 before the solve, per bone voxel: the grid arrays
-# (fem.mesh.voxel.voxel_grid, built in chunks: 100 B) and DOLFINx's create_mesh (about
-# 480 B). Peak RSS of those stages by bench/grid_memory.py on the real core at 150^3 and
-# 200^3 voxels (610-620 B; docs/benchmark.md), rounded up. Freed before the solve, so the
-# job's peak is the larger of the build and the solve, not their sum.
-BUILD_BYTES_PER_VOXEL = 650.0
+# Building a voxel model on rank 0 before the solve, per bone voxel: the image, mask and
+# connectivity labels, the grid arrays (fem.mesh.voxel.voxel_grid, built in chunks: about
+# 80-100 B) and DOLFINx's create_mesh (about 500 B). Peak RSS of the process up to the
+# DOLFINx mesh above the interpreter's own, by bench/grid_memory.py on the real core at
+# 150^3-300^3 voxels: 633-664 B (docs/benchmark.md), rounded up. Mostly temporaries freed
+# before the solve, so the job's peak is the larger of the build and the solve, not their sum.
+BUILD_BYTES_PER_VOXEL = 700.0
 
 
 def estimate_bytes(dofs: int, ranks: int, matfree: bool = False) -> float:
