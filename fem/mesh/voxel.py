@@ -61,7 +61,7 @@ def voxel_grid(mask: np.ndarray, spacing, chunk_corners: int | None = None) -> V
     chunk is a contiguous run of both numberings) of at most ``chunk_corners`` grid
     corners: beyond the result (cells 64 B and voxels 8 B per bone voxel, points 24 B per
     node) only the used-corner map (1 B per grid corner) and one chunk's temporaries are
-    held (about 100 B per bone voxel in all, against 650 B for a build in one piece). The
+    held (80-140 B per bone voxel in all, against 650 B for a build in one piece). The
     result does not depend on the chunk size (None: :data:`CHUNK_CORNERS`).
     """
     chunk_corners = CHUNK_CORNERS if chunk_corners is None else int(chunk_corners)

@@ -14,7 +14,7 @@ BYTES_PER_DOF_MATFREE = 400.0
 BYTES_PER_RANK = 300e6   # Python, DOLFINx, PETSc and MPI themselves
 # Building a voxel model on rank 0 before the solve, per bone voxel: the image, mask and
 # connectivity labels, the grid arrays (fem.mesh.voxel.voxel_grid, built in chunks: about
-# 80-100 B) and DOLFINx's create_mesh (about 500 B). Peak RSS of the process up to the
+# 80-140 B) and DOLFINx's create_mesh (about 500 B). Peak RSS of the process up to the
 # DOLFINx mesh above the interpreter's own, by bench/grid_memory.py on the real core at
 # 150^3-300^3 voxels: 633-664 B (docs/benchmark.md), rounded up. Mostly temporaries freed
 # before the solve, so the job's peak is the larger of the build and the solve, not their sum.
