@@ -26,20 +26,13 @@ from fem.mesh.external import cell_modulus, is_mesh_file, read_volume_mesh
 from fem.mesh.strut_mesh import mesh_struts
 from fem.mesh.struts import StrutModel
 from fem.mesh.volume import VolumeMesh, check_mesh, place
-from fem.mesh.voxel import voxel_grid
+from fem.mesh.voxel import used_corners, voxel_grid
 from fem.report.result import check_output_folder, versions, write_case_toml, write_json
 from fem.solve import memory
 from fem.solve.elasticity import solve_compression
 from fem.solve.loadcases import pin_points
 from fem.solve.output import write_fields
 from fem.specimen.load import Specimen, load_specimen
-
-# Peak bytes per bone voxel of building the voxel grid on rank 0 (fem.mesh.voxel.voxel_grid:
-# corner indices, their sort and inverse, cells) on top of the solve's own estimate:
-# tracemalloc peak of voxel_grid, 624 B per bone voxel on a solid 60^3 block and 631 B on
-# the 80^3 foam of cases/foam.toml, rounded up.
-GRID_BYTES_PER_VOXEL = 650.0
-
 
 def root_call(comm, fn, *args):
     """Run ``fn`` on rank 0 and broadcast its result, or its BonefemError, to all ranks."""
@@ -98,28 +91,24 @@ def run_case(case: Case, outdir=None, comm=MPI.COMM_WORLD, log=print) -> dict:
 def model_size(mask: np.ndarray) -> tuple[int, int]:
     """``(nodes, bone voxels)`` of the voxel mesh of ``mask``, without building it: a node
     is a grid corner touched by at least one bone voxel."""
-    nx, ny, nz = mask.shape
-    used = np.zeros((nx + 1, ny + 1, nz + 1), dtype=bool)
-    for di, dj, dk in np.ndindex(2, 2, 2):
-        used[di:di + nx, dj:dj + ny, dk:dk + nz] |= mask
-    return int(np.count_nonzero(used)), int(np.count_nonzero(mask))
+    return int(np.count_nonzero(used_corners(mask))), int(np.count_nonzero(mask))
 
 
 def check_model_size(mask: np.ndarray, ranks: int, where: str = "model", matfree: bool = True) -> None:
     """Refuse (BonefemError) a voxel model whose estimated peak memory exceeds the available
     memory, from the bone mask alone, before the grid or any solver data is built.
 
-    The estimate is the solve's (fem.solve.memory.estimate_bytes for the DOF count) plus
-    building the grid on rank 0 (GRID_BYTES_PER_VOXEL per bone voxel).
+    The estimate is fem.solve.memory.estimate_voxel_model: the larger of building the
+    mesh on rank 0 and the solve, from the bone-voxel and DOF counts.
     """
     nodes, voxels = model_size(mask)
     dofs = 3 * nodes
-    build = voxels * GRID_BYTES_PER_VOXEL
-    need, have = memory.estimate_bytes(dofs, ranks, matfree) + build, memory.available_bytes()
+    need, build = memory.estimate_voxel_model(dofs, voxels, ranks, matfree)
+    have = memory.available_bytes()
     if have is not None and need > have:
         raise BonefemError(
             f"{where}: about {need / 1e9:.1f} GB needed for {dofs / 1e6:.2f} M DOF on {ranks} "
-            f"rank(s) ({voxels} bone voxels of {mask.size}; {build / 1e9:.1f} GB of it to build "
+            f"rank(s) ({voxels} bone voxels of {mask.size}; {build / 1e9:.1f} GB to build "
             f"the mesh), {have / 1e9:.1f} GB available; use a smaller region or coarser voxels, "
             "run on a bigger machine, or set solver.memory_check = false to try anyway")
 
@@ -160,6 +149,7 @@ def solve_specimen(spec: Specimen | None, case: Case, outdir=None, comm=MPI.COMM
                                                  else (None, None)))
     per_cell = comm.bcast(None if comm.rank != 0 else
                           np.column_stack([spec.element_modulus(grid), spec.element_fraction(grid)]), root=0)
+    del grid        # DOLFINx holds its own copy: the rank-0 arrays would sit through the solve
     timings["mesh"] = time.perf_counter() - t0
     result, sol = solve_mesh(msh, per_cell[original, 0], per_cell[original, 1], meta["extent"],
                              meta["pins"], case, comm, say, voxel_spacing=meta["spacing"])

@@ -73,3 +73,23 @@ def test_modulus_changes_smoothly_and_monotonically(network, case_factory):
     # Smooth: equal moves give nearly equal changes (a voxel jump would give one large
     # step among small ones). Stiffness grows faster than linearly, hence a loose bound.
     assert steps.max() / steps.min() < 1.5, steps
+
+
+def test_fraction_and_specimen_leave_the_level_set_alone():
+    # built in place on copies (no full-size temporaries): the caller's phi, float32 or
+    # float64, is untouched, and the fraction is the formula of the module docstring
+    rng = np.random.default_rng(4)
+    h = 0.04
+    for phi in (rng.normal(0, h, (9, 8, 10)).astype(np.float32), rng.normal(0, h, (9, 8, 10))):
+        phi[:, :, :] += np.where(np.arange(8)[None, :, None] == 3, 2 * h, 0)   # a wall platen to platen
+        before = phi.copy()
+        f = volume_fraction(phi, (h, h, h))
+        expect = np.clip(0.5 + phi.astype(np.float64) / h, 0, 1)
+        expect[expect > 1 - 1e-6], expect[expect < 1e-6] = 1.0, 0.0
+        assert np.array_equal(f, expect) and np.array_equal(phi, before)
+        spec = specimen_from_levelset(phi, (h, h, h), 1e4)
+        assert np.array_equal(phi, before)
+        assert np.all(spec.fraction[~spec.mask] == 0) and np.array_equal(spec.fraction[spec.mask], f[spec.mask])
+        assert spec.phi.dtype == np.float32
+        assert np.array_equal(spec.phi[spec.mask], phi[spec.mask].astype(np.float32))
+        assert np.all(spec.phi[~spec.mask] <= -h / 2)

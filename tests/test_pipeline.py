@@ -77,13 +77,16 @@ def test_too_large_a_model_is_refused_before_the_grid_is_built(monkeypatch, tmp_
         raise AssertionError("built before the memory check")
 
     monkeypatch.setattr(memory, "available_bytes", lambda: 1e8)      # pretend 100 MB
-    monkeypatch.setattr(islands, "largest_component", not_now)
+    monkeypatch.setattr(islands, "held_by_platens", not_now)     # the first full-size step
     monkeypatch.setattr(pipeline, "voxel_grid", not_now)
+    monkeypatch.setattr(pipeline, "create_dolfinx_mesh", not_now)
     with pytest.raises(BonefemError) as err:
         run_case(c, tmp_path / "out", log=quiet)
     # 13^3 nodes x 3 DOF; the message has the estimate and what is available
     assert "0.01 M DOF" in str(err.value) and "0.1 GB available" in str(err.value)
     assert "1728 bone voxels" in str(err.value)
+    # the larger of the build (700 B per bone voxel) and the solve, plus 0.3 GB per rank
+    assert "about 0.3 GB needed" in str(err.value) and "0.3 GB to build" in str(err.value)
     assert not (tmp_path / "out").exists()
 
 

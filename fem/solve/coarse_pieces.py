@@ -25,6 +25,8 @@ from scipy.sparse.csgraph import connected_components
 
 from fem.mesh.voxel import HEX_CORNERS
 
+PAIR_CHUNK = 1 << 18      # element pairs per block in corner_pieces
+
 # 13 of the 26 neighbour directions, one of each pair (d, -d)
 DIRECTIONS = np.array([d for d in np.ndindex(3, 3, 3) if tuple(np.array(d) - 1) > (0, 0, 0)]) - 1
 
@@ -92,13 +94,22 @@ def corner_pieces(cells: np.ndarray, pairs: np.ndarray, dims) -> tuple[np.ndarra
     (a lattice id repeats once per extra piece).
     """
     n = len(cells)
-    p1, p2 = pairs[:, 0], pairs[:, 1]
-    o = cells[p2] - cells[p1] + 1                   # in {0, 1, 2}^3
-    same = _SAME_CORNER[(o[:, 2] * 3 + o[:, 1]) * 3 + o[:, 0]]        # (k, 8)
-    ok = same >= 0
-    rows = (8 * p1[:, None] + np.arange(8))[ok]
-    cols = (8 * p2[:, None] + same)[ok]
+    # The graph's edges, PAIR_CHUNK pairs at a time and as int32 where 8 n fits: the (k, 8)
+    # int64 temporaries of all pairs at once were the peak of the whole solve's memory
+    # (about 220 B per pair, 13 pairs per coarse element; bench/grid_memory.py).
+    index_type = np.int32 if 8 * n < 2**31 else np.int64
+    rows, cols = [], []
+    for lo in range(0, len(pairs), PAIR_CHUNK):
+        p1, p2 = pairs[lo:lo + PAIR_CHUNK, 0], pairs[lo:lo + PAIR_CHUNK, 1]
+        o = cells[p2] - cells[p1] + 1                   # in {0, 1, 2}^3
+        same = _SAME_CORNER[(o[:, 2] * 3 + o[:, 1]) * 3 + o[:, 0]]        # (k, 8)
+        ok = same >= 0
+        rows.append((8 * p1[:, None] + np.arange(8))[ok].astype(index_type))
+        cols.append((8 * p2[:, None] + same)[ok].astype(index_type))
+    rows = np.concatenate(rows) if rows else np.empty(0, index_type)
+    cols = np.concatenate(cols) if cols else np.empty(0, index_type)
     graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(8 * n, 8 * n))
+    del rows, cols
     _, label = connected_components(graph, directed=False)
     corner_ids = _lattice_ids(cells[:, None, :] + HEX_CORNERS[None, :, :], dims)
     # number the copies z-major by lattice id (the slab layout needs sorted nodes)

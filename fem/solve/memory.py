@@ -12,6 +12,13 @@ BYTES_PER_DOF = 2000.0
 # rounded up.
 BYTES_PER_DOF_MATFREE = 400.0
 BYTES_PER_RANK = 300e6   # Python, DOLFINx, PETSc and MPI themselves
+# Building a voxel model on rank 0 before the solve, per bone voxel: the image, mask and
+# connectivity labels, the grid arrays (fem.mesh.voxel.voxel_grid, built in chunks: about
+# 80-140 B) and DOLFINx's create_mesh (about 500 B). Peak RSS of the process up to the
+# DOLFINx mesh above the interpreter's own, by bench/grid_memory.py on the real core at
+# 150^3-300^3 voxels: 633-664 B (docs/benchmark.md), rounded up. Mostly temporaries freed
+# before the solve, so the job's peak is the larger of the build and the solve, not their sum.
+BUILD_BYTES_PER_VOXEL = 700.0
 
 
 def estimate_bytes(dofs: int, ranks: int, matfree: bool = False) -> float:
@@ -19,6 +26,14 @@ def estimate_bytes(dofs: int, ranks: int, matfree: bool = False) -> float:
     assembled (GAMG) or matrix-free."""
     per_dof = BYTES_PER_DOF_MATFREE if matfree else BYTES_PER_DOF
     return dofs * per_dof + ranks * BYTES_PER_RANK
+
+
+def estimate_voxel_model(dofs: int, voxels: int, ranks: int, matfree: bool = True) -> tuple[float, float]:
+    """Estimated peak memory (bytes) of a voxel model of ``voxels`` bone voxels and ``dofs``
+    DOF on ``ranks`` ranks: ``(peak, build)``, the larger of building the mesh on rank 0
+    and the solve (:func:`estimate_bytes`), and the build alone."""
+    build = voxels * BUILD_BYTES_PER_VOXEL + ranks * BYTES_PER_RANK
+    return max(build, estimate_bytes(dofs, ranks, matfree)), build
 
 
 def available_bytes() -> float | None:

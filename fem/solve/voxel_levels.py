@@ -168,7 +168,8 @@ def _galerkin_add(child_K: np.ndarray, child_mask: np.ndarray, slot: np.ndarray,
 
 
 def first_coarse(cells: np.ndarray, modulus: np.ndarray, spacing, poisson: float,
-                 fixed: Constraints, exact: bool = True, split: bool = False) -> CoarseLevel:
+                 fixed: Constraints, exact: bool = True, split: bool = False,
+                 chunk: int = 4096) -> CoarseLevel:
     """Level 1 above the voxel elements ``cells`` ((n, 3) lattice corners, all ranks'),
     ``modulus`` (n,) MPa, edges ``spacing`` mm, constraints ``fixed`` of the voxel level.
 
@@ -176,6 +177,7 @@ def first_coarse(cells: np.ndarray, modulus: np.ndarray, spacing, poisson: float
     :func:`galerkin_basis`; otherwise one box of the children's mean modulus (m = 1).
     Elements with a constrained child get their exact matrix in ``extra`` either way.
     ``split``: one node copy per piece of bone in its support (fem.solve.coarse_pieces).
+    ``chunk``: children per block of the Galerkin products (the result does not depend on it).
     """
     spacing = np.asarray(spacing, dtype=float)
     coarse, index, slot = parent_cells(cells)
@@ -188,7 +190,9 @@ def first_coarse(cells: np.ndarray, modulus: np.ndarray, spacing, poisson: float
     K = hex_stiffness(spacing, poisson)
     local = np.searchsorted(special, index[children])
     mats = np.zeros((len(special), 24, 24))
-    _galerkin_add(modulus[children, None, None] * K, mask[children], slot[children], local, mats)
+    for lo in range(0, len(children), chunk):   # (n, 24, 24) at once: 4.6 kB per child
+        part = children[lo:lo + chunk]
+        _galerkin_add(modulus[part, None, None] * K, mask[part], slot[part], local[lo:lo + chunk], mats)
     W[special] = 0.0
     if exact:
         level = _level(coarse, W, galerkin_basis(spacing, poisson), 2 * spacing)

@@ -139,6 +139,8 @@ def specimen_from_levelset(phi, spacing, modulus, where="specimen") -> Specimen:
         raise BonefemError(f"{where}: the specimen holds no bone")
     if not islands.spans_z(mask):
         raise BonefemError(f"{where}: no bone path between the loaded faces")
-    h = min(spacing)
-    phi = np.where(mask, phi, np.minimum(phi, -h / 2)).astype(np.float32)
-    return Specimen(mask, tuple(spacing), modulus, removed, np.where(mask, fraction, 0.0), phi)
+    # in place on one copy of phi and on the fraction: no full-size temporaries
+    phi = np.array(phi, dtype=np.float32)
+    np.minimum(phi, -min(spacing) / 2, out=phi, where=~mask)   # the removed pieces: marrow
+    fraction[~mask] = 0.0
+    return Specimen(mask, tuple(spacing), modulus, removed, fraction, phi)
