@@ -47,9 +47,10 @@ class TissueYield:
     """Tissue yield properties.
 
     yield_compression, yield_tension : tissue yield strains (positive magnitudes).
-        Defaults: human femoral-neck trabecular tissue, 0.81 % compression and 0.33 %
-        tension (Bayraktar et al. 2004, J Biomech 37:27; not checked in the source text
-        here, see docs/nonlinear.md)
+        Defaults 0.81 % compression and 0.33 % tension, attributed to Bayraktar et al.
+        2004 (J Biomech 37:27, human femoral trabecular tissue) but not checked in the
+        source; the tensile value is about half what the sources reached imply
+        (docs/nonlinear.md, "Tissue yield strains")
     post_yield : post-yield modulus as a fraction of E (5 %, the bilinear tissue law of
         that group's micro-FE models)
     """
