@@ -50,7 +50,7 @@ def lhdl_mask(k: int, threshold=63.0, roi=None):
 
 
 def run(k: int, repeat: int, steps: int, strain_max: float, comm, log, threshold=63.0, roi=None,
-        tissue=None) -> dict:
+        tissue=None, large=False) -> dict:
     from fem.mesh.distribute import create_dolfinx_mesh
     from fem.mesh.voxel import voxel_grid
     from fem.solve.elasticity import solve_compression
@@ -89,6 +89,22 @@ def run(k: int, repeat: int, steps: int, strain_max: float, comm, log, threshold
                 "offset_yield_over_pistoia": None if out["offset_yield_load_N"] is None
                 else out["offset_yield_load_N"] / p.failure_load_N,
                 "roi_mm": roi, "threshold": threshold, "tissue": vars(tissue) if tissue else None})
+    if large:       # the assembled large-deformation reference on the same mesh, once
+        from fem.solve.large_deformation import compression_curve_large
+        from fem.solve.loadcases import boundary_conditions
+
+        comm.barrier()
+        t0 = time.perf_counter()
+        big = compression_curve_large(msh, E, 0.3, lambda s, V: boundary_conditions(V, "uniaxial", s, extent[2], pins),
+                                      strain_max, steps, tissue, log=log)
+        comm.barrier()
+        t_large = time.perf_counter() - t0
+        b = summarise(big, extent[0] * extent[1])
+        out["large"] = {"seconds": t_large, "ratio_to_linear": t_large / statistics.median(lin),
+                        "ratio_to_small": t_large / statistics.median(nl),
+                        **{key: b[key] for key in ("ultimate_load_N", "strain_at_ultimate", "peak_reached",
+                                                   "offset_yield_load_N", "secant_iterations",
+                                                   "inner_iterations", "points")}}
     out.update({"k": k, "extent_mm": [float(e) for e in extent], "voxel_mm": spacing[0], "bv_tv": bvtv, "dofs": sol.dofs,
                 "linear_cg_iterations": sol.stats.iterations,
                 "linear_s": lin, "nonlinear_s": nl,
@@ -130,6 +146,7 @@ def main(argv=None):
     p.add_argument("--post-yield", type=float, default=0.05)
     p.add_argument("--yield-tension", type=float, default=0.0033)
     p.add_argument("--yield-compression", type=float, default=0.0081)
+    p.add_argument("--large", action="store_true", help="also time geometry = large (assembled, LU)")
     p.add_argument("-v", action="store_true", help="print every load step")
     p.add_argument("--plot", type=Path, help="PNG of the apparent stress-strain curves")
     p.add_argument("-o", type=Path)
@@ -142,7 +159,7 @@ def main(argv=None):
     tissue = TissueYield(args.yield_compression, args.yield_tension, args.post_yield)
     for k in args.k:
         r = run(k, args.repeat, args.steps, args.strain_max, comm, say if args.v else (lambda *a: None),
-                args.threshold, args.roi, tissue)
+                args.threshold, args.roi, tissue, args.large)
         rows.append(r)
         say(f"k={k}: {r['dofs']} DOF BV/TV {r['bv_tv']:.3f}: linear {r['linear_median_s']:.2f} s "
             f"({r['linear_cg_iterations']} CG), nonlinear {r['nonlinear_median_s']:.2f} s "

@@ -130,3 +130,14 @@ def test_batch_of_nonlinear_cases_collects_the_nonlinear_columns(tmp_path):
         assert float(r["nl_ultimate_load_N"]) == pytest.approx(E * EPS_YC * area, rel=1e-9)
         assert float(r["failure_load_N"]) == pytest.approx(0.007 * E * area, rel=1e-9)
         assert float(r["nl_yielded_fraction"]) == 1.0
+
+
+def test_view_of_a_result_folder_takes_the_linear_fields_beside_the_peak(tmp_path):
+    """A nonlinear run writes peak.pvd beside fields.pvd; the folder still has one stress
+    field for `bonefem view` and the trial renders (peak.pvd is viewed by its path)."""
+    from fem.report.view import find_field_file
+
+    for name in ("fields.pvd", "peak.pvd"):
+        (tmp_path / name).write_text("<VTKFile/>")
+    assert find_field_file(tmp_path).name == "fields.pvd"
+    assert find_field_file(tmp_path / "peak.pvd").name == "peak.pvd"
