@@ -95,8 +95,8 @@ def run(k: int, repeat: int, steps: int, strain_max: float, comm, log, threshold
 
         comm.barrier()
         t0 = time.perf_counter()
-        big = compression_curve_large(msh, E, 0.3, lambda s, V: boundary_conditions(V, "uniaxial", s, extent[2], pins),
-                                      strain_max, steps, tissue, log=log)
+        bcs = lambda s, V: boundary_conditions(V, "uniaxial", s, extent[2], pins)  # noqa: E731
+        big = compression_curve_large(msh, E, 0.3, bcs, strain_max, steps, tissue, log=log)
         comm.barrier()
         t_large = time.perf_counter() - t0
         b = summarise(big, extent[0] * extent[1])

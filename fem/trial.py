@@ -20,8 +20,8 @@ from mpi4py import MPI
 
 import fem
 from fem.analysis.attribution import attribute
-from fem.analysis.strength import nonlinear_columns
 from fem.analysis.counterfactuals import counterfactuals
+from fem.analysis.strength import nonlinear_columns
 from fem.case import Case, case_to_dict
 from fem.errors import BonefemError
 from fem.pipeline import root_call, solve_specimen
@@ -87,10 +87,10 @@ def job_keys(case: Case, cohort: str, seed: int, arm: str | None = None) -> str:
     t = dict(d["trial"])
     for k in ("cohorts", "arms", "seeds", "checkpoints", "years", "attribution", "cohort_tables"):
         t.pop(k)
-    figures = ("material", "load", "solver", "pistoia")
+    sections = ("material", "load", "solver", "pistoia")
     # the nonlinear test's settings only where it runs: Pistoia trials keep their keys
-    figures += ("analysis",) if case.analysis.strength == "nonlinear" else ()
-    common = [fem.__version__, {k: d[k] for k in figures}, t,
+    sections += ("analysis",) if case.analysis.strength == "nonlinear" else ()
+    common = [fem.__version__, {k: d[k] for k in sections}, t,
               cohort_source(case.trial, cohort, seed), (PRESETS / "untreated.toml").read_text(), seed]
     if arm is None:
         return _digest(*common)
