@@ -126,8 +126,10 @@ class Analysis:
     strength: str = _f("pistoia", "pistoia (linear solve, Pistoia criterion) or nonlinear (also a "
                        "displacement-controlled tissue-yield test past the peak)",
                        choices=("pistoia", "nonlinear"))
-    yield_compression: float = _f(0.0081, "tissue yield strain in compression (Bayraktar et al. 2004)", gt=0, lt=0.5)
-    yield_tension: float = _f(0.0033, "tissue yield strain in tension (Bayraktar et al. 2004)", gt=0, lt=0.5)
+    yield_compression: float = _f(0.0081, "tissue yield strain in compression (attributed to Bayraktar "
+                                  "et al. 2004, not checked in the source: docs/nonlinear.md)", gt=0, lt=0.5)
+    yield_tension: float = _f(0.0033, "tissue yield strain in tension (attributed to Bayraktar et al. 2004; "
+                              "about half what the sources reached imply: docs/nonlinear.md)", gt=0, lt=0.5)
     post_yield: float = _f(0.05, "tissue post-yield modulus as a fraction of E", ge=0, lt=1)
     strain_max: float = _f(-0.03, "last apparent strain of the nonlinear test (negative = compression)",
                            gt=-0.5, lt=0.5, nonzero=True)

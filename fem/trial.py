@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from mpi4py import MPI
@@ -20,6 +21,7 @@ from mpi4py import MPI
 import fem
 from fem.analysis.attribution import attribute
 from fem.analysis.counterfactuals import counterfactuals
+from fem.analysis.strength import nonlinear_columns
 from fem.case import Case, case_to_dict
 from fem.errors import BonefemError
 from fem.pipeline import root_call, solve_specimen
@@ -55,15 +57,22 @@ def _measure(state) -> dict:
 
 
 class _Solver:
-    """Solves specimens on all ranks; counts the solves."""
+    """Solves specimens on all ranks; counts the solves.
+
+    The nonlinear test of ``[analysis] strength = "nonlinear"`` runs only where asked
+    (``nonlinear=True``: the baseline and every checkpoint); the attribution's
+    counterfactuals are Pistoia solves whatever the case says.
+    """
 
     def __init__(self, case: Case, comm):
         self.case, self.comm, self.count = case, comm, 0
+        self.pistoia_case = replace(case, analysis=replace(case.analysis, strength="pistoia"))
 
-    def __call__(self, spec: Specimen | None, outdir=None) -> dict:
+    def __call__(self, spec: Specimen | None, outdir=None, nonlinear=False) -> dict:
         self.count += 1
         quiet = lambda *a, **k: None  # noqa: E731
-        return solve_specimen(spec, self.case, outdir, self.comm, log=quiet)
+        case = self.case if nonlinear else self.pistoia_case
+        return solve_specimen(spec, case, outdir, self.comm, log=quiet)
 
 
 def _digest(*parts) -> str:
@@ -78,7 +87,10 @@ def job_keys(case: Case, cohort: str, seed: int, arm: str | None = None) -> str:
     t = dict(d["trial"])
     for k in ("cohorts", "arms", "seeds", "checkpoints", "years", "attribution", "cohort_tables"):
         t.pop(k)
-    common = [fem.__version__, {k: d[k] for k in ("material", "load", "solver", "pistoia")}, t,
+    sections = ("material", "load", "solver", "pistoia")
+    # the nonlinear test's settings only where it runs: Pistoia trials keep their keys
+    sections += ("analysis",) if case.analysis.strength == "nonlinear" else ()
+    common = [fem.__version__, {k: d[k] for k in sections}, t,
               cohort_source(case.trial, cohort, seed), (PRESETS / "untreated.toml").read_text(), seed]
     if arm is None:
         return _digest(*common)
@@ -175,7 +187,7 @@ def specimen_rows(case: Case, cohort: str, seed: int, done: dict, solve, outdir,
     base_fields = fields_folder(outdir, cohort, seed) if fields else None
     # Re-solve a finished baseline only if its field files (for the renders) are missing.
     if base_row is None or (fields and not (base_fields / "fields.pvd").exists()):
-        r0 = solve(specimen_of(base, e_ref) if comm.rank == 0 else None, base_fields)
+        r0 = solve(specimen_of(base, e_ref) if comm.rank == 0 else None, base_fields, nonlinear=True)
         base_row = _row(cohort, seed, "baseline", 0.0, comm.bcast(root_call(comm, _measure, base), root=0),
                         r0, {}, None)
         base_row["key"] = base_key
@@ -198,7 +210,7 @@ def specimen_rows(case: Case, cohort: str, seed: int, done: dict, solve, outdir,
                 continue
             state = _snapshot(snaps, c) if comm.rank == 0 else None
             field_dir = fields_folder(outdir, cohort, seed, arm, c) if (fields and c == final) else None
-            r = solve(specimen_of(state, e_ref) if comm.rank == 0 else None, field_dir)
+            r = solve(specimen_of(state, e_ref) if comm.rank == 0 else None, field_dir, nonlinear=True)
             m = comm.bcast(root_call(comm, _measure, state), root=0)
             extra = comm.bcast({"perforations": state.perforations, "activations": state.activations}
                                if comm.rank == 0 else None, root=0)
@@ -234,6 +246,7 @@ def _row(cohort, seed, arm, time_years, morph, result, extra, parts) -> dict:
                 "apparent_modulus_MPa": result["apparent_modulus_MPa"],
                 "failure_load_N": result["pistoia"]["failure_load_N"],
                 "dofs": result["dofs"], "iterations": result["solver"]["iterations"]})
+    row.update(nonlinear_columns(result))       # {} unless [analysis] strength = "nonlinear"
     if parts is not None:
         row.update({"strength_mass_pct": parts.mass_pct, "strength_tissue_pct": parts.tissue_pct,
                     "strength_architecture_pct": parts.architecture_pct,

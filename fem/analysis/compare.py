@@ -11,7 +11,8 @@ FIGURES = ("bmd_mg_per_cm3", "bv_tv", "tmd_mean_mg_per_cm3", "tb_th_mm", "tb_n_p
            "conn_d_per_mm3", "apparent_modulus_MPa", "failure_load_N")
 SHORT = {"bmd_mg_per_cm3": "bmd", "bv_tv": "bv_tv", "tmd_mean_mg_per_cm3": "tmd",
          "tb_th_mm": "tb_th", "tb_n_per_mm": "tb_n", "conn_d_per_mm3": "conn_d",
-         "apparent_modulus_MPa": "modulus", "failure_load_N": "failure_load"}
+         "apparent_modulus_MPa": "modulus", "failure_load_N": "failure_load",
+         "nl_ultimate_load_N": "nl_ultimate", "nl_yield_load_N": "nl_yield"}
 
 
 def _pct(a, b):
@@ -20,9 +21,10 @@ def _pct(a, b):
     return 100.0 * (a / b - 1.0)
 
 
-def add_changes(rows: list[dict]) -> list[dict]:
+def add_changes(rows: list[dict], figures=FIGURES) -> list[dict]:
     """Add ``d_<figure>_pct`` (vs the same specimen's baseline) and ``du_<figure>_pct``
-    (vs the untreated arm of the same specimen at the same time) to each row."""
+    (vs the untreated arm of the same specimen at the same time) to each row, for each
+    of ``figures`` (keys of SHORT)."""
     base = {(r["cohort"], r["seed"]): r for r in rows if r["arm"] == "baseline"}
     untreated = {(r["cohort"], r["seed"], r["time_years"]): r for r in rows if r["arm"] == "untreated"}
     out = []
@@ -30,7 +32,7 @@ def add_changes(rows: list[dict]) -> list[dict]:
         r = dict(r)
         b = base.get((r["cohort"], r["seed"]))
         u = untreated.get((r["cohort"], r["seed"], r["time_years"]))
-        for f in FIGURES:
+        for f in figures:
             r[f"d_{SHORT[f]}_pct"] = _pct(r.get(f), b.get(f)) if b else None
             r[f"du_{SHORT[f]}_pct"] = _pct(r.get(f), u.get(f)) if (u and r["arm"] != "baseline") else None
         out.append(r)

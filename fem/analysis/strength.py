@@ -14,6 +14,23 @@ from pathlib import Path
 import numpy as np
 
 
+# The fields at the ultimate load, beside the linear solve's fields.pvd; `bonefem view`
+# of a result folder shows the linear fields and takes this file only by its path.
+PEAK_FIELDS = "peak.pvd"
+# Trial rows and collected tables: column -> key of result.json's "nonlinear" summary.
+NONLINEAR_COLUMNS = {"nl_ultimate_load_N": "ultimate_load_N", "nl_yield_load_N": "offset_yield_load_N",
+                     "nl_strain_at_ultimate": "strain_at_ultimate",
+                     "nl_yielded_fraction": "yielded_fraction_at_ultimate",
+                     "nl_peak_reached": "peak_reached"}
+
+
+def nonlinear_columns(result: dict) -> dict:
+    """The nonlinear test's figures of a solve's result as flat row columns (units as in
+    :func:`summarise`: N, apparent strain, volume fraction); {} if it did not run."""
+    nl = result.get("nonlinear")
+    return {col: nl.get(key) for col, key in NONLINEAR_COLUMNS.items()} if nl else {}
+
+
 def offset_yield(strain: np.ndarray, stress: np.ndarray, modulus: float, offset=0.002):
     """Apparent yield point by the offset method: where the curve crosses the line of
     slope ``modulus`` through (offset, 0).
@@ -177,6 +194,6 @@ def nonlinear_strength(msh, modulus_cells, fraction_cells, extent, pins, voxel_s
             plot_curve(outdir / "curve.png", curve, area, summary)
         comm.barrier()
         if curve.fields:
-            summary["fields"] = write_peak_fields(outdir / "peak.pvd", curve, comm).name
+            summary["fields"] = write_peak_fields(outdir / PEAK_FIELDS, curve, comm).name
         summary["curve"] = "curve.csv"
     return summary

@@ -103,6 +103,22 @@ def findings(summary, cohorts, arms, t, exponents=None) -> list[str]:
     return out
 
 
+def strength_methods_section(result: dict, final: float) -> list[str]:
+    """Lines of the 'Strength by two methods' section (Pistoia and nonlinear side by side,
+    with their paired difference); none when the trial did not run the nonlinear test."""
+    from fem.report.trial_report import methods_markdown
+
+    methods = result.get("strength_methods")
+    if not methods:
+        return []
+    return ["## Strength by two methods", "", methods_markdown(methods, final).lstrip("\n"),
+            "The nonlinear test loads each specimen past tissue yield (docs/nonlinear.md). A "
+            "difference of the changes that is not zero means the two methods disagree on what "
+            "the treatment did to strength; where lost struts matter more than the linear "
+            "solve sees, the nonlinear change is the lower one. Small strain only: it has no "
+            "buckling, so it can still miss what perforation does to bracing.", ""]
+
+
 def effort_text(result: dict) -> str:
     """'N solves ...' for the whole trial, over every run that made its rows.
 
@@ -158,6 +174,7 @@ def write_results_doc(trial_dir, out="docs/results.md") -> Path:
         "Strength is the Pistoia failure load; 'mass', 'tissue' and 'architecture' split its change "
         "(docs/model.md, fem/analysis/attribution.py).",
         "",
+        *strength_methods_section(result, final),
         "## What the engine says about the combination hypothesis",
         "",
         "The hypothesis (a clinical review, Keio J Med 2003, 52(3):147-150): alfacalcidol and "

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from fem.analysis.compare import add_changes, bmd_only_exponent, summarise
+from fem.analysis.compare_methods import add_method_changes, summarise_methods
 from fem.case import case_to_dict
 from fem.report import plots
 from fem.report.result import versions, write_atomic, write_case_toml, write_json
 from fem.report.store import fields_folder
-from fem.report.tables import headline_markdown, write_csv
+from fem.report.tables import _pm, headline_markdown, write_csv
 from fem.report.view import side_by_side
 
 
@@ -29,11 +30,13 @@ def write_trial(rows: list[dict], case, outdir, this_run: dict | None = None, ro
     total = {"solves": sum(c.get("solves", 0) for c in costs),
              "seconds": round(sum(c.get("seconds", 0.0) for c in costs), 1)}
     rows = add_changes([{k: v for k, v in r.items() if k != "cost"} for r in rows])
+    rows = add_method_changes(rows)          # nonlinear strength, where it ran
+    methods = summarise_methods(rows)
     summary = summarise(rows)
     final = max(t.checkpoints)
     write_csv(outdir / "trial.csv", rows)
     write_csv(outdir / "summary.csv", summary)
-    headline = headline_markdown(summary, final)
+    headline = headline_markdown(summary, final) + methods_markdown(methods, final)
     write_atomic(outdir / "summary.md", f"# {case.title or 'Trial'}\n\n" + headline)
     exponents = {c: bmd_only_exponent(rows, c) for c in t.cohorts}
     figures = []
@@ -47,10 +50,35 @@ def write_trial(rows: list[dict], case, outdir, this_run: dict | None = None, ro
         "units": {"length": "mm", "force": "N", "stress": "MPa", "bmd": "mg HA/cm^3", "changes": "%"},
         "case": case_to_dict(case), "versions": versions(), **total,
         **({"this_run": this_run} if this_run is not None else {}), "bmd_only_exponents": exponents, "summary": summary,
+        **({"strength_methods": methods} if methods else {}),
         "figures": [p.name for p in figures], "renders": [p.name for p in renders],
         "tables": ["trial.csv", "summary.csv", "summary.md"],
     })
     return {"summary": summary, "headline": headline}
+
+
+def methods_markdown(methods: list[dict] | None, time_years: float) -> str:
+    """Markdown table of the strength changes at ``time_years`` by Pistoia and by the
+    nonlinear test, with their paired difference (mean ± SD over specimens, %); "" when
+    the trial did not run the nonlinear test."""
+    if not methods:
+        return ""
+    rows = [s for s in methods if abs(s["time_years"] - time_years) < 1e-9 and s["arm"] != "baseline"]
+    lines = ["", f"Strength changes at {time_years:g} years by two methods, % (mean ± SD over "
+             "specimens): Pistoia failure load, nonlinear ultimate load and 0.2 % offset yield "
+             "load; 'nonlinear − Pistoia' is the paired difference of the changes, percentage "
+             "points (docs/nonlinear.md)", "",
+             "| cohort | arm | n | Pistoia | nonlinear ultimate | nonlinear yield | nonlinear − Pistoia "
+             "| Pistoia vs untr. | nonlinear vs untr. | nonlinear − Pistoia vs untr. "
+             "| strain at ultimate | yielded at ultimate |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for s in sorted(rows, key=lambda s: (s["cohort"], s["arm"])):
+        cells = [_pm(s, k) for k in ("d_failure_load_pct", "d_nl_ultimate_pct", "d_nl_yield_pct",
+                                     "diff_d_strength_pct", "du_failure_load_pct", "du_nl_ultimate_pct",
+                                     "diff_du_strength_pct")]
+        cells += [_pm(s, "nl_strain_at_ultimate", 4), _pm(s, "nl_yielded_fraction", 3)]
+        lines.append(f"| {s['cohort']} | {s['arm']} | {s['n']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _renders(outdir: Path, t, roots: dict) -> list[Path]:

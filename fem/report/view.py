@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fem.analysis.strength import PEAK_FIELDS
 from fem.errors import BonefemError
 from fem.report.render import add_triad, compose
 from fem.solve.output import FIELDS
@@ -34,7 +35,9 @@ def field_files(path) -> list[Path]:
     """Every .pvd field file of a result folder (recursively), or the file itself."""
     path = Path(path)
     if path.is_dir():
-        files = sorted(path.glob("*.pvd")) or sorted(path.glob("**/*.pvd"))
+        # the nonlinear test's peak fields are viewed by their file (PEAK_FIELDS)
+        files = [f for f in sorted(path.glob("*.pvd")) if f.name != PEAK_FIELDS] or \
+            [f for f in sorted(path.glob("**/*.pvd")) if f.name != PEAK_FIELDS]
         if not files:
             raise BonefemError(f"{path}: no field file (.pvd) in this folder; was the case run "
                                "with output.fields = true?")

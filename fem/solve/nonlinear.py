@@ -47,9 +47,10 @@ class TissueYield:
     """Tissue yield properties.
 
     yield_compression, yield_tension : tissue yield strains (positive magnitudes).
-        Defaults: human femoral-neck trabecular tissue, 0.81 % compression and 0.33 %
-        tension (Bayraktar et al. 2004, J Biomech 37:27; not checked in the source text
-        here, see docs/nonlinear.md)
+        Defaults 0.81 % compression and 0.33 % tension, attributed to Bayraktar et al.
+        2004 (J Biomech 37:27, human femoral trabecular tissue) but not checked in the
+        source; the tensile value is about half what the sources reached imply
+        (docs/nonlinear.md, "Tissue yield strains")
     post_yield : post-yield modulus as a fraction of E (5 %, the bilinear tissue law of
         that group's micro-FE models)
     """
@@ -178,8 +179,8 @@ def compression_curve(msh, modulus_cells, poisson, test, height, pins, voxel_spa
     def solve_ref(factor, setup=True):
         """Reference-strain solution with element moduli E0 * factor; returns (u, its).
 
-        setup : set the fine smoother up again (Jacobi diagonal, Chebyshev bounds). Within
-            a load step the moduli change little and only downwards, so the old smoother
+        setup : set the fine smoother up again (Jacobi diagonal, Chebyshev bounds). While
+            the moduli only fall below their values at the last set-up, the old smoother
             stays a convergent (slightly weaker) one and its set-up is skipped.
         """
         weights[:, 0] = E0 * factor
@@ -232,7 +233,16 @@ def compression_curve(msh, modulus_cells, poisson, test, height, pins, voxel_spa
             f_old, cg_total = None, 0
             for it in range(1, max_secant + 1):
                 uh.x.array[:] = u_unit * s_ref             # warm start
-                u_r, its = solve_ref(f_prev, setup=it == 1)
+                # The smoother set up at the step's first iteration stays valid while the
+                # moduli only fall; where one rose above its set-up value (the predictor
+                # overshot), its Chebyshev bounds no longer cover the operator and the
+                # preconditioner can turn indefinite (seen on a generated elderly
+                # specimen: DIVERGED_INDEFINITE_PC), so it is set up again.
+                setup = it == 1 or comm.allreduce(bool(np.any(f_prev > f_setup * (1 + 1e-9))),
+                                                  op=MPI.LOR)
+                if setup:
+                    f_setup = f_prev.copy()
+                u_r, its = solve_ref(f_prev, setup=setup)
                 cg_total += its
                 u = u_r * (s_new / s_ref)
                 r_now = yield_index(centre_strains(u, cells, voxel_spacing), tissue)
