@@ -176,8 +176,13 @@ def figure(runs, core):
                      label="experiment: yield stress (n = 9)")
     axes[0].set(xlabel="BV/TV", ylabel="apparent modulus E_z (MPa)", title="Modulus along z")
     axes[1].set(xlabel="BV/TV", ylabel="Pistoia failure load / area (MPa)", title="Strength along z")
+    # one legend for both panels (upper left of the modulus panel is free), the strength
+    # panel's own entry (yield stress) at its lower right
+    axes[0].legend(fontsize=6, loc="upper left")
+    handles, names = axes[1].get_legend_handles_labels()
+    axes[1].legend([h for h, n in zip(handles, names) if n.startswith("experiment")],
+                   [n for n in names if n.startswith("experiment")], fontsize=7, loc="lower right")
     for ax in axes[:2]:
-        ax.legend(fontsize=7, loc="lower right")
         ax.set_ylim(bottom=0)
     # removal / thinning loss ratios
     labels, ratio_e, ratio_f = [], [], []
