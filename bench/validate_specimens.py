@@ -1,11 +1,12 @@
 """Validation of the synthetic vertebral generator against the literature and the real core.
 
-./bonefem exec python3 bench/validate_specimens.py run --tag after [--seeds 0 1 2]
+./bonefem exec python3 bench/validate_specimens.py run --tag after [--seeds 0 1 2] [--size 3]
 ./bonefem exec python3 bench/validate_specimens.py core
 ./bonefem exec python3 bench/validate_specimens.py morph --tag after
 ./bonefem exec python3 bench/validate_specimens.py doc
 
-``run`` generates each cohort preset (4 mm cube, 40 um voxels) for each seed and solves it
+``run`` generates each cohort preset (``--size`` mm cube, default 3 mm as in a trial, 40 um
+voxels) for each seed and solves it
 (1 rank, matrix-free, rtol 1e-6, tissue modulus 10 GPa, uniaxial 1 % compression):
 
 - along z, x and y (the level set is turned so that the loaded axis is z): E_z, E_x, E_y,
@@ -143,7 +144,7 @@ def run(args):
             if (name, seed) in done:
                 continue
             t0 = time.perf_counter()
-            net = gen.generate(seed=seed, **g)
+            net = gen.generate(**dict(g, seed=seed, size=args.size, voxel_size=0.04))
             t_gen = time.perf_counter() - t0
             np.savez_compressed(OUT / f"validate_{args.tag}_{name}_{seed}.npz", phi=net.phi,
                                 spacing=np.asarray(net.spacing))
@@ -241,6 +242,7 @@ def main(argv=None):
     r.add_argument("--tag", required=True)
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     r.add_argument("--cohorts", nargs="+", default=COHORTS)
+    r.add_argument("--size", type=float, default=3.0, help="cube edge (mm); 40 um voxels")
     r.add_argument("--legacy", help="path of an older fem/specimen/vertebral.py to run instead")
     c = sub.add_parser("core")
     c.add_argument("--targets", type=float, nargs="+", default=[0.10, 0.125, 0.15])

@@ -41,12 +41,24 @@ def _load(tag):
 
 
 def _stat(values, fmt="{:.2f}"):
+    """Mean +- SD (sample SD, n - 1) over seeds; the value alone for one seed."""
     v = np.asarray([x for x in values if x is not None], float)
     if v.size == 0:
         return "-"
     if v.size == 1:
         return fmt.format(v[0])
-    return f"{fmt.format(v.mean())} ({fmt.format(v.min())}-{fmt.format(v.max())})"
+    return f"{fmt.format(v.mean())} +- {fmt.format(v.std(ddof=1))}"
+
+
+# Generator versions: the straight columns the issue was filed on, the short segments of
+# the previous session (stop 21), and the current generator.
+TAGS = {"before": "straight columns", "s21": "segments, stop 21", "after": "current"}
+
+
+def _label(tag, rows) -> str:
+    """The generator column: version, number of seeds and cube edge."""
+    sizes = sorted({round(r.get("size_mm", 4.0), 2) for r in rows})
+    return f"{TAGS.get(tag, tag)} (n = {len(rows)}, {'/'.join(f'{x:g}' for x in sizes)} mm)"
 
 
 def _pct(values):
@@ -67,7 +79,7 @@ def removal_table(runs) -> list[str]:
                 ratio_e = [p["removal_E_loss"] / p["thinning_E_loss"] for p in parts]
                 ratio_f = [p["removal_F_loss"] / p["thinning_F_loss"] for p in parts]
                 lines.append(
-                    f"| {name} | {tag} | {what} | {_pct([p['mass_loss'] for p in parts])} | "
+                    f"| {name} | {_label(tag, [r for r in rows if key in r])} | {what} | {_pct([p['mass_loss'] for p in parts])} | "
                     f"{_pct([p['removal_E_loss'] for p in parts])} / {_pct([p['removal_F_loss'] for p in parts])} | "
                     f"{_pct([p['thinning_E_loss'] for p in parts])} / {_pct([p['thinning_F_loss'] for p in parts])} | "
                     f"{_stat(ratio_e)} | {_stat(ratio_f)} |")
@@ -95,7 +107,7 @@ def mechanics_table(runs, core) -> list[str]:
             if not rows:
                 continue
             m = _mech(rows)
-            lines.append(f"| {name} | {tag} | {_stat(m['bv'], '{:.3f}')} | {_stat(m['E'], '{:.0f}')} | "
+            lines.append(f"| {name} | {_label(tag, rows)} | {_stat(m['bv'], '{:.3f}')} | {_stat(m['E'], '{:.0f}')} | "
                          f"{_stat(m['Ex'], '{:.0f}')} | {_stat(m['Ey'], '{:.0f}')} | {_stat(m['aniso'], '{:.1f}')} | "
                          f"{_stat(m['F'], '{:.1f}')} | {_stat(m['sigma'], '{:.2f}')} |")
     for r in core:
@@ -122,7 +134,7 @@ def morphometry_table(runs, core) -> list[str]:
         for tag, rows in runs:
             rows = [r for r in rows if r["cohort"] == name and "morphometry" in r]
             if rows:
-                lines.append(f"| {name} | {tag} | " + " | ".join(
+                lines.append(f"| {name} | {_label(tag, rows)} | " + " | ".join(
                     _stat([r["morphometry"].get(k) for r in rows], f) for k, _, f, _ in MORPH) + " |")
     for r in core:
         lines.append(f"| real core, BV/TV {r['target_bv_tv']} | - | " + " | ".join(
@@ -149,8 +161,9 @@ def figure(runs, core):
             if not rs:
                 continue
             m = _mech(rs)
-            kw = dict(color=colours[name], s=36, label=f"{name}, {tag}",
-                      facecolors=colours[name] if filled else "none", marker="o" if filled else "s")
+            kw = dict(color=colours[name], s=36, label=f"{name}, {TAGS.get(tag, tag)}",
+                      facecolors=colours[name] if filled else "none",
+                      marker={"before": "s", "s21": "^"}.get(tag, "o"))
             axes[0].scatter(m["bv"], m["E"], **kw)
             axes[1].scatter(m["bv"], m["sigma"], **kw)
     if core:
@@ -163,8 +176,13 @@ def figure(runs, core):
                      label="experiment: yield stress (n = 9)")
     axes[0].set(xlabel="BV/TV", ylabel="apparent modulus E_z (MPa)", title="Modulus along z")
     axes[1].set(xlabel="BV/TV", ylabel="Pistoia failure load / area (MPa)", title="Strength along z")
+    # one legend for both panels (upper left of the modulus panel is free), the strength
+    # panel's own entry (yield stress) at its lower right
+    axes[0].legend(fontsize=6, loc="upper left")
+    handles, names = axes[1].get_legend_handles_labels()
+    axes[1].legend([h for h, n in zip(handles, names) if n.startswith("experiment")],
+                   [n for n in names if n.startswith("experiment")], fontsize=7, loc="lower right")
     for ax in axes[:2]:
-        ax.legend(fontsize=7, loc="lower right")
         ax.set_ylim(bottom=0)
     # removal / thinning loss ratios
     labels, ratio_e, ratio_f = [], [], []
@@ -188,7 +206,7 @@ def figure(runs, core):
 
 
 def write_doc():
-    runs = [(tag, rows) for tag in ("before", "after") if (rows := _load(tag))]
+    runs = [(tag, rows) for tag in TAGS if (rows := _load(tag))]
     core = _load("core")
     figure(runs, core)
     size = "; ".join(f"{tag}: " + ", ".join(
@@ -196,7 +214,8 @@ def write_doc():
         for name in COHORTS if any(r["cohort"] == name for r in rows)) for tag, rows in runs)
     text = [BEGIN, "",
             f"Generated by `./bonefem exec python3 bench/validate_specimens.py doc` from the runs in "
-            f"bench/out/ ({size}; cells give the mean and, in brackets, the range over seeds).", "",
+            f"bench/out/ ({size}; cells give the mean +- SD over seeds, n seeds per cohort; the "
+            f"cube edge is in the generator column; 40 um voxels).", "",
             "**Removal versus thinning at equal bone loss** (modulus E and Pistoia failure load F along z):", "",
             *removal_table(runs), "",
             "**Mechanics and anisotropy** (tissue modulus 10 GPa, uniaxial 1 % compression; failure stress is the "

@@ -1,5 +1,6 @@
 """The command line: images in two formats, MPI, and user errors without tracebacks."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -152,7 +153,10 @@ def test_calibrate_without_output_writes_a_preset_and_prints_plain_numbers(tmp_p
                    "--max-evaluations", 2, cwd=tmp_path, check=True)
     preset = tmp_path / "results" / "calibrated-untreated.toml"
     assert "balance" in preset.read_text()
-    assert "np.float64" not in proc.stdout and "fitted balance = 0.9" in proc.stdout
+    # which of the two values fits better depends on the generated specimen; either is
+    # printed as a plain number
+    assert "np.float64" not in proc.stdout
+    assert re.search(r"fitted balance = (0\.9|1);", proc.stdout), proc.stdout
     assert "written to results/calibrated-untreated.toml" in proc.stdout
 
 

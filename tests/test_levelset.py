@@ -24,7 +24,10 @@ def test_volume_change_is_surface_times_distance(network, d_um):
     # dBV/dd = BS, so BV(d) - BV(0) = integral of BS over the move; the trapezoid of BS
     # at both ends keeps it first-order accurate for rods whose curvature changes BS by
     # ~7 % over half a voxel (20 um).
-    phi, sp = network.phi, network.spacing
+    # Inside the side faces: the generator's trabeculae cross them (a cut from a larger
+    # bone), and the surface estimate misses part of a cut trabecula's surface at the
+    # image border (about +1.5 % on this specimen).
+    phi, sp = network.phi[3:-3, 3:-3], network.spacing
     d = d_um * 1e-3
     moved = move_surface(phi, d)
     dv = bone_volume(moved, sp) - bone_volume(phi, sp)

@@ -47,7 +47,10 @@ def test_erosion_then_equal_thickening_returns_the_original(network):
     v0 = bone_volume(phi, sp)
     # Below half a voxel the round trip stays in the sub-voxel band: exact to float32.
     back = move_surface(move_surface(phi, -0.01, sp), 0.01, sp)
-    assert np.allclose(volume_fraction(back, sp), volume_fraction(phi, sp), atol=1e-5)
+    # inside the side faces: the generator's trabeculae cross them, and a cut one may
+    # leave partial voxels on the face with no voxel centre in bone, which erosion removes
+    inner = (slice(2, -2), slice(2, -2))
+    assert np.allclose(volume_fraction(back, sp)[inner], volume_fraction(phi, sp)[inner], atol=1e-5)
     # Beyond it the re-initialised field is the voxel distance transform (half-voxel
     # accurate), and trabeculae eroded through stay lost: volume within 5 %, not above.
     back = move_surface(move_surface(phi, -0.03, sp), 0.03, sp)

@@ -129,12 +129,18 @@ def _ridge(mask, dt2, s, offs, d2):
     """Centres whose ball is not inside the ball of a 26-neighbour (Dougherty's distance
     ridge). The test is on the voxels the balls cover, so dropping a centre never changes
     the thickness map: a neighbour with a larger ball covers the same voxels."""
-    radii2, inv = np.unique(dt2, return_inverse=True)
-    inv = inv.reshape(dt2.shape)
-    last = np.searchsorted(d2, radii2 * (1 + _TOL), side="right") - 1
-    keep = mask.copy()
-    pad = np.pad(dt2, 1)
+    # Only the structure's voxels can be centres: work on their flat indices (a tenth of
+    # the image at trabecular BV/TV) instead of on whole-image arrays.
     n = mask.shape
+    pad = np.pad(dt2, 1)
+    shape = pad.shape
+    strides = np.array([shape[1] * shape[2], shape[2], 1])
+    where = np.flatnonzero(mask)
+    at = (np.stack(np.unravel_index(where, n), axis=1) + 1) @ strides
+    padded = pad.ravel()
+    radii2, inv = np.unique(padded[at], return_inverse=True)
+    last = np.searchsorted(d2, radii2 * (1 + _TOL), side="right") - 1
+    keep = np.ones(where.size, dtype=bool)
     for o in np.ndindex(3, 3, 3):
         o = np.array(o) - 1
         if not o.any():
@@ -143,9 +149,10 @@ def _ridge(mask, dt2, s, offs, d2):
         # max over g in B(0, r) of |g + o|^2 (balls are symmetric), a running max.
         os_ = np.abs(o) * s
         need = np.maximum.accumulate(d2 + 2 * (offs * s) @ os_ + os_ @ os_)[last]
-        nb = pad[1 + o[0]:1 + o[0] + n[0], 1 + o[1]:1 + o[1] + n[1], 1 + o[2]:1 + o[2] + n[2]]
-        keep &= nb < need[inv] * (1 - _TOL)
-    return keep
+        keep &= padded[at + o @ strides] < need[inv] * (1 - _TOL)
+    out = np.zeros(n, dtype=bool)
+    out.ravel()[where[keep]] = True
+    return out
 
 
 def local_thickness(mask, spacing) -> np.ndarray:

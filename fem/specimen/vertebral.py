@@ -11,8 +11,9 @@ connectivity, horizontal ones first, while Tb.Th stays about the same (Thomsen e
 2013, Bone 57:47). The generator builds that network as an analytic signed-distance
 field (fem.specimen.levelset), so the specimen carries sub-voxel geometry from the start:
 
-1. columns of vertical trabeculae at blue-noise positions in the xy plane,
-   (size x tb_n)^2 of them. Each column is a chain of nodes at jittered levels about
+1. columns of vertical trabeculae at blue-noise positions in the xy plane, tb_n^2 per
+   mm^2, filling a square one column spacing wider than the cube on every side (the
+   specimen is cut from a larger bone: trabeculae cross its side faces). Each column is a chain of nodes at jittered levels about
    ``level_spacing`` apart; every node is offset laterally from the column's axis
    (``node_offset``, SD in mm). Between two nodes runs one trabecula, bowed sideways at
    mid-length (``curvature``: SD of the bow over the segment length), its diameter
@@ -72,7 +73,9 @@ class Network:
     kind : (n, n, n) int8, VERTICAL (rods and plates) or HORIZONTAL (struts) for the
         voxels whose nearest primitive is of that kind, 0 in marrow (phi <= -h/2)
     spacing : (h, h, h) mm
-    counts : numbers of columns, vertical segments, plates and horizontal struts, ...
+    counts : numbers of columns (with those of the margin around the cube), vertical
+        segments, plates and horizontal struts in the image, sites and panels (with the
+        margin), ...
     params : the parameters used
     parts : {VERTICAL: phi of the rods and plates, HORIZONTAL: phi of the struts}
     trabecula_kind : (m,) int8, VERTICAL or HORIZONTAL for each trabecula
@@ -225,13 +228,17 @@ def vertical_plate(a, b, z0, z1, thickness):
 
 def best_candidate(count: int, size: float, rng, candidates: int = 20) -> np.ndarray:
     """Blue-noise points in the square [0, size]^2, shape (count, 2): each new point is
-    the farthest of ``candidates`` random ones from the points already placed."""
-    pts = [rng.uniform(0, size, 2)]
-    for _ in range(count - 1):
+    the farthest of ``candidates`` random ones from the points already placed. Distances
+    wrap around the square (a torus): without the wrap the farthest candidate lies on the
+    square's edge far too often, and the points crowd the edges and leave gaps inside."""
+    pts = np.empty((count, 2))
+    pts[0] = rng.uniform(0, size, 2)
+    for i in range(1, count):
         cand = rng.uniform(0, size, (candidates, 2))
-        dist = np.min(np.linalg.norm(cand[:, None, :] - np.asarray(pts)[None], axis=2), axis=1)
-        pts.append(cand[np.argmax(dist)])
-    return np.asarray(pts)
+        d = np.abs(cand[:, None, :] - pts[None, :i])
+        d = np.minimum(d, size - d)
+        pts[i] = cand[np.argmax(np.min((d ** 2).sum(axis=2), axis=1))]
+    return pts
 
 
 def generate(params: VertebralParams | None = None, band: float = 0.2, **overrides) -> Network:
@@ -322,9 +329,13 @@ def _build(p: VertebralParams, band: float, scale) -> Network:
     # 1. Columns: blue-noise axes (Mitchell's best candidate), so the pattern is irregular
     #    but columns keep a minimum distance, as in real bone; nodes jittered along z and
     #    offset sideways; one bowed trabecula between consecutive nodes.
-    count = max(int(round((size * p.tb_n) ** 2)), 3)
+    # The specimen is cut from a larger bone: columns fill a square one column spacing
+    # wider than the cube on every side, so trabeculae run through the side faces as they
+    # do in a cored specimen, and the columns' pattern is the same at the faces as inside.
     s = 1.0 / p.tb_n
-    xy = best_candidate(count, size, rng)
+    margin = s
+    count = max(int(round(((size + 2 * margin) * p.tb_n) ** 2)), 3)
+    xy = best_candidate(count, size + 2 * margin, rng) - margin
     nl = max(int(round(size / p.level_spacing)), 1)
     dz = size / nl
     levels = (np.arange(-1, nl + 1) + 0.5) * dz
@@ -332,15 +343,10 @@ def _build(p: VertebralParams, band: float, scale) -> Network:
                             np.broadcast_to(levels[None, :, None], (count, nl + 2, 1))], axis=2).copy()
     nodes[:, :, 2] += rng.uniform(-0.2 * dz, 0.2 * dz, (count, nl + 2))
     nodes += _lateral(rng, p.node_offset, (count, nl + 2))
-    # Axes and nodes stay within the cube's sides: a rod mostly outside would leave a sliver
-    # on the face thinner than a voxel, which the grid cannot resolve.
-    nodes[:, :, :2] = np.clip(nodes[:, :, :2], 0.0, size)
     r_v = scale[0] * p.th_vertical / 2
     for rod, f in zip(nodes, lognormal(count * (nl + 1)).reshape(count, nl + 1)):
         for a, b, fk in zip(rod[:-1], rod[1:], f):
             bow = _lateral(rng, p.curvature * np.linalg.norm(b - a))
-            mid = (a + b) / 2
-            bow[:2] = np.clip(mid[:2] + bow[:2], 0.0, size) - mid[:2]
             r = radius(r_v, fk)
             add(VERTICAL, [a, b, (a + b) / 2 + bow], r, bent_rod(a, b, bow, r))
     segments = len(kinds)
@@ -355,14 +361,14 @@ def _build(p: VertebralParams, band: float, scale) -> Network:
     #    (neighbour pair x level): the connectivity, which falls with age.
     r_h = scale[1] * p.th_horizontal / 2
     sites = [(e, k) for e in edges for k in range(1, nl + 1)]
-    n_struts = int(round(p.strut_fraction * len(sites)))
-    chosen = rng.permutation(len(sites))[:n_struts]
+    chosen = rng.permutation(len(sites))[:int(round(p.strut_fraction * len(sites)))]
     for c, f in zip(chosen, lognormal(len(chosen))):
         (i, j), k = sites[c]
         a, b = nodes[i, k], nodes[j, k]
         bow = _perpendicular(rng, b - a, p.curvature * np.linalg.norm(b - a))
         r = radius(r_h, f)
         add(HORIZONTAL, [a, b, (a + b) / 2 + bow], r, bent_rod(a, b, bow, r))
+    n_struts = len(kinds) - segments    # those that reach into the cube
     rods_struts_bv_tv = bone / total
     if rods_struts_bv_tv > p.bv_tv * 1.02:
         raise BonefemError(
