@@ -74,7 +74,10 @@ def test_targeted_moves_touch_only_their_trabeculae(network):
     kind = network.kind
     # the selection finds the struts and leaves the vertical rods and plates
     assert horizontal[kind == HORIZONTAL].mean() > 0.6
-    assert horizontal[kind == VERTICAL].mean() < 0.15
+    # 0.2, not 0.15: since columns are placed inside the cube rather than on its faces
+    # (issue 14) more vertical voxels sit at junctions, whose surface normals tilt
+    assert horizontal[kind == VERTICAL].mean() < 0.2
+    assert horizontal[kind == HORIZONTAL].mean() > 4 * horizontal[kind == VERTICAL].mean()
     thin = surface.select_thickness(phi, sp, thinner_than=0.11)   # between the 0.08 and 0.12 grid steps
     assert thin[kind == HORIZONTAL].mean() > 2 * thin[kind == VERTICAL].mean()
     # eroding the horizontal ones takes a much larger share of the struts than of the rest
