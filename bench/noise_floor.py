@@ -2,6 +2,8 @@
 
 ./bonefem exec nice -n 5 python3 bench/noise_floor.py [--size 2] [--voxel 0.04] [--seeds 0 1 2 3]
     [--arms untreated combined] [--rows FILE.jsonl] [--table]
+(docs/model.md's table: --size 2 --seeds 0 1 2 3, and --size 3 --seeds 0 1 2; 2 cohorts x
+about 40 s per row at 2 mm on the loaded machine, 2-3 min per row at 3 mm)
 
 Per cohort, the trial's own machinery (fem.trial_cohorts.cohort_baseline, run_arm,
 fem.trial.specimen_of, the FE solve) on small specimens:
@@ -53,32 +55,36 @@ args = ap.parse_args()
 rows_path = Path(args.rows)
 
 
+def _cell(x):
+    """mean +- SD (95 % CI of the mean, t) of a sample, percent."""
+    if len(x) < 2:
+        return "", 0
+    m, sd = x.mean(), x.std(ddof=1)
+    h = stats.t.ppf(0.975, len(x) - 1) * sd / np.sqrt(len(x))
+    return f"{m:+.2f} ± {sd:.2f} ({m - h:+.1f} to {m + h:+.1f})", len(x)
+
+
 def table(rows):
-    """Markdown: mean, SD, 95 % CI of the mean (t), n, per cohort x set x figure."""
-    out = ["| cohort | spread over | figure | mean % | SD % | 95 % CI of mean | n | specimen |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    cohorts = [c for c in COHORTS if any(r["cohort"] == c for r in rows)]
-    for cohort in cohorts:
-        for kind in ("remodelling", "specimen"):
-            rs = [r for r in rows if r["cohort"] == cohort and kind in r["sets"]]
-            if not rs:
-                continue
-            for key, arm, label in [(f"d_{f}_pct", "untreated", f"untreated {f}") for f in FIGURES] + \
-                                   [(f"du_{f}_pct", a, f"{a} - untreated, {f}")
-                                    for a in args.arms[1:] for f in FIGURES]:
-                x = np.array([r[key][arm] for r in rs if arm in r[key]])
-                if len(x) < 2:
-                    continue
-                m, s = x.mean(), x.std(ddof=1)
-                h = stats.t.ppf(0.975, len(x) - 1) * s / np.sqrt(len(x))
-                out.append(f"| {cohort} | {kind} seeds | {label} | {m:+.2f} | {s:.2f} | "
-                           f"{m - h:+.2f} to {m + h:+.2f} | {len(x)} | "
-                           f"{rs[0]['size_mm']:g} mm, {1000 * rs[0]['voxel_mm']:g} um |")
+    """Markdown: per cohort and figure, mean +- SD (95 % CI of the mean) over the
+    remodelling seeds of one specimen and over specimens, with n."""
+    out = ["| cohort | 2-year change, % | over remodelling seeds (one specimen) | over specimens | n | specimen |",
+           "| --- | --- | --- | --- | --- | --- |"]
+    for cohort in [c for c in COHORTS if any(r["cohort"] == c for r in rows)]:
+        rs = [r for r in rows if r["cohort"] == cohort]
+        for key, arm, label in [(f"d_{f}_pct", "untreated", f"untreated {f}") for f in FIGURES] + \
+                               [(f"du_{f}_pct", a, f"{a} - untreated, {f}")
+                                for a in args.arms[1:] for f in FIGURES]:
+            cells = [_cell(np.array([r[key][arm] for r in rs if kind in r["sets"] and arm in r[key]]))
+                     for kind in ("remodelling", "specimen")]
+            out.append(f"| {cohort} | {label} | {cells[0][0]} | {cells[1][0]} | {cells[0][1]} / {cells[1][1]} | "
+                       f"{rs[0]['size_mm']:g} mm, {1000 * rs[0]['voxel_mm']:g} um |")
     return "\n".join(out)
 
 
 rows = [json.loads(line) for line in rows_path.read_text().splitlines() if line.strip()] \
     if rows_path.exists() else []
+# this size and voxel only (one rows file can hold several)
+rows = [r for r in rows if r["size_mm"] == args.size and r["voxel_mm"] == args.voxel]
 if args.table:
     print(table(rows))
     raise SystemExit(0)
@@ -91,8 +97,7 @@ case = case_from_dict({
 t = case.trial
 dt = t.dt_months / 12.0
 e_ref = case.material.modulus
-done = {(r["cohort"], r["specimen_seed"], r["remodel_seed"]) for r in rows
-        if r["size_mm"] == args.size and r["voxel_mm"] == args.voxel}
+done = {(r["cohort"], r["specimen_seed"], r["remodel_seed"]) for r in rows}
 rows_path.parent.mkdir(parents=True, exist_ok=True)
 quiet = lambda *a, **k: None  # noqa: E731
 
@@ -139,4 +144,4 @@ for spec_seed, rem_seed in runs:
         rows.append(row)
         print(f"{cohort} specimen {spec_seed} remodel {rem_seed}: {row['seconds']} s, "
               f"{b['dofs']} DOF, dBMD {row['d_bmd_pct']}", flush=True)
-print(table([r for r in rows if r["size_mm"] == args.size and r["voxel_mm"] == args.voxel]))
+print(table(rows))
