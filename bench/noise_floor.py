@@ -2,8 +2,9 @@
 
 ./bonefem exec nice -n 5 python3 bench/noise_floor.py [--size 2] [--voxel 0.04] [--seeds 0 1 2 3]
     [--arms untreated combined] [--rows FILE.jsonl] [--table]
-(docs/model.md's table: --size 2 --seeds 0 1 2 3, and --size 3 --seeds 0 1 2; 2 cohorts x
-about 40 s per row at 2 mm on the loaded machine, 2-3 min per row at 3 mm)
+(docs/model.md section 12: --size 3 --seeds 0 1 2 3 (combined; 18-210 s per row on the
+loaded machine), the same with --arms untreated alfacalcidol --rows
+bench/out/noise_floor_alfacalcidol.jsonl and with menatetrenone, and --size 2)
 
 Per cohort, the trial's own machinery (fem.trial_cohorts.cohort_baseline, run_arm,
 fem.trial.specimen_of, the FE solve) on small specimens:
