@@ -193,7 +193,8 @@ class Trial:
     seeds: list[int] = _f(lambda: [0], "one specimen per seed and cohort")
     spinup_years: float = _f(1.0, "untreated remodelling before baseline, years", ge=0)
     dt_months: float = _f(1.0, "remodelling time step, months", gt=0, le=12)
-    attribution: bool = _f(True, "split strength changes into mass, tissue and architecture (2 extra solves each)")
+    attribution: bool | str = _f("final", "split strength changes into mass, architecture and tissue "
+                                 "(6 extra solves each): \"final\" (last checkpoint), \"all\" or false")
     specimen: TrialSpecimen = _f(TrialSpecimen, "specimen size and resolution")
     # [trial.cohort.NAME] tables (TrialCohort), validated by _load_cohort_tables
     cohort_tables: dict = field(default_factory=dict, metadata={"internal": True})
@@ -423,6 +424,9 @@ def _check_trial(t: Trial, source):
                         f"got {t.checkpoints}")
     if not t.seeds or not t.cohorts:
         raise CaseError(source, "trial", "expected at least one seed and one cohort")
+    if t.attribution not in ("final", "all", False):
+        raise CaseError(source, "trial.attribution", 'expected "final" (the last checkpoint), "all" '
+                        f"(every checkpoint) or false, got {t.attribution!r}")
 
 
 def _resolve_vertebral(v: Vertebral, source):

@@ -3,7 +3,8 @@
 For each cohort and seed (one job, :func:`specimen_rows`): generate the vertebral
 specimen, spin it up untreated to the baseline, solve it; then for each arm remodel a
 copy of the baseline (same seed, so arms differ only by the drug) and solve at every
-checkpoint, with the attribution counterfactuals. Rank 0 simulates and measures; every
+checkpoint, with the attribution's counterfactual specimens (at the last checkpoint, or
+at every one: ``[trial] attribution``). Rank 0 simulates and measures; every
 rank takes part in the solves. Rows go to the row store (fem.report.store) as they
 finish, so a killed trial resumes where it stopped; then they are tabulated.
 """
@@ -19,8 +20,7 @@ from pathlib import Path
 from mpi4py import MPI
 
 import fem
-from fem.analysis.attribution import attribute
-from fem.analysis.counterfactuals import counterfactuals
+from fem.analysis.attribution import COUNTERFACTUALS, PLAYERS, attribute, coalitions
 from fem.analysis.strength import nonlinear_columns
 from fem.case import Case, case_to_dict
 from fem.errors import BonefemError
@@ -215,7 +215,7 @@ def specimen_rows(case: Case, cohort: str, seed: int, done: dict, solve, outdir,
             extra = comm.bcast({"perforations": state.perforations, "activations": state.activations}
                                if comm.rank == 0 else None, root=0)
             parts = None
-            if t.attribution:
+            if t.attribution == "all" or (t.attribution == "final" and c == final):
                 parts = _attribution(base, state, e_ref, f_base, r["pistoia"]["failure_load_N"],
                                      solve, comm)
             row = _row(cohort, seed, arm, c, m, r, extra, parts)
@@ -224,18 +224,18 @@ def specimen_rows(case: Case, cohort: str, seed: int, done: dict, solve, outdir,
 
 
 def _attribution(base, state, e_ref, f_base, f_treated, solve, comm):
-    """Solve the two counterfactuals of ``state`` (on rank 0; None elsewhere) and split
-    its failure-load change."""
+    """Solve the six counterfactual specimens of ``state`` against ``base`` (built on
+    rank 0; None elsewhere) and split its failure-load change (Shapley, order-free)."""
     def build():
-        cf = counterfactuals(base.phi, base.mineral, base.quality, state.phi, base.spacing)
-        return (cf.mass_move, specimen_of(base, e_ref, phi=cf.mass_phi),
-                specimen_of(state, e_ref, cf.mineral, cf.quality))
+        specs, d = coalitions(base.phi, (base.mineral, base.quality), state.phi,
+                              (state.mineral, state.quality), base.spacing)
+        return d, [specimen_of(base, e_ref, m, q, phi)
+                   for phi, (m, q) in (specs[k] for k in COUNTERFACTUALS)]
 
-    d, s_mass, s_tissue = root_call(comm, build) or (None, None, None)
+    d, specs = root_call(comm, build) or (None, [None] * len(COUNTERFACTUALS))
     d = comm.bcast(d, root=0)
-    f_mass = solve(s_mass)["pistoia"]["failure_load_N"]
-    f_fixed = solve(s_tissue)["pistoia"]["failure_load_N"]
-    return attribute(f_base, f_treated, f_mass, f_fixed, d)
+    loads = {k: solve(spec)["pistoia"]["failure_load_N"] for k, spec in zip(COUNTERFACTUALS, specs)}
+    return attribute({frozenset(): f_base, frozenset(PLAYERS): f_treated, **loads}, d)
 
 
 def _row(cohort, seed, arm, time_years, morph, result, extra, parts) -> dict:
@@ -250,5 +250,5 @@ def _row(cohort, seed, arm, time_years, morph, result, extra, parts) -> dict:
     if parts is not None:
         row.update({"strength_mass_pct": parts.mass_pct, "strength_tissue_pct": parts.tissue_pct,
                     "strength_architecture_pct": parts.architecture_pct,
-                    "mass_move_um": parts.mass_move_um})
+                    "mass_only_pct": parts.mass_only_pct, "mass_move_um": parts.mass_move_um})
     return row

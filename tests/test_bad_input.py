@@ -61,6 +61,9 @@ def test_unknown_cohort_and_arm_name_the_key(tmp_path):
     _fails(run_cli("run", case), "[trial.arms]", "unknown arm 'aspirin'")
     case.write_text('[trial]\ncheckpoints = [3.0]\nyears = 2.0\n')
     _fails(run_cli("run", case), "[trial.checkpoints]")
+    for bad in ("true", '"every"'):   # true was the two-solve split's switch; say what it is now
+        case.write_text(f"[trial]\nattribution = {bad}\n")
+        _fails(run_cli("run", case), "[trial.attribution]", '"final" (the last checkpoint), "all"')
 
 
 def test_unwritable_output_fails_clearly_and_keeps_earlier_results(tmp_path):

@@ -140,7 +140,7 @@ def test_tiny_scan_trial_runs_resumes_and_reports(grey_trial, tmp_path):
         [("core", "baseline"), ("core", "untreated"), ("core", "combined")]
     # every arm starts from the scan: its baseline BV/TV is the grey level set's after spin-up
     assert 0.1 < float(rows[0]["bv_tv"]) < 0.2
-    assert json.loads((out / "result.json").read_text())["solves"] == 1 + 2 * 3
+    assert json.loads((out / "result.json").read_text())["solves"] == 1 + 2 * (1 + 6)  # 6 counterfactuals each
     assert (out / "fields" / "core-s0-combined-0.5y" / "fields.pvd").exists()
     again = run_cli("run", d / "trial.toml", "-o", out, check=True)
     assert "rows reused" in again.stdout

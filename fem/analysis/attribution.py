@@ -24,6 +24,8 @@ field carried onto another geometry: :func:`baseline_tissue_on`). A sequential s
 (mass first, then tissue, architecture the rest) depends on the order chosen; the
 Shapley value, each player's change averaged over every order of adding the players,
 does not, and the parts add up to the total exactly. All parts are percent of F(B).
+F(B) and F(T) are the trial's own solves; the six other coalitions
+(:data:`COUNTERFACTUALS`) cost a solve each.
 
 This module only combines failure loads; the caller builds the specimens and solves
 them, so it stays free of MPI and DOLFINx.
@@ -32,7 +34,7 @@ them, so it stays free of MPI and DOLFINx.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import permutations
+from itertools import combinations, permutations
 
 import numpy as np
 from scipy.optimize import brentq
@@ -40,16 +42,20 @@ from scipy.optimize import brentq
 from fem.specimen.levelset import bone_volume, move_surface, volume_fraction
 
 PLAYERS = ("mass", "architecture", "tissue")
+# the coalitions other than B (empty) and T (all), in the order a trial solves them
+COUNTERFACTUALS = tuple(frozenset(c) for r in (1, 2) for c in combinations(PLAYERS, r))
 
 
 @dataclass
 class Attribution:
+    """Parts of a failure-load change, percent of F(B); they sum to ``total_pct``."""
+
     total_pct: float
     mass_pct: float
     tissue_pct: float
     architecture_pct: float
-    mass_move_um: float      # uniform surface move of the mass counterfactual, um
-    order_free: bool = True  # False: sequential split (only four solves were given)
+    mass_only_pct: float     # F{mass} / F(B) - 1: B thinned or thickened to T's volume alone
+    mass_move_um: float      # uniform surface move of that mass counterfactual, um
 
 
 def shapley(value, players=PLAYERS) -> dict:
@@ -113,30 +119,18 @@ def coalitions(base_phi, base_tissue, treated_phi, treated_tissue, spacing):
     return out, d_mass
 
 
-def attribute(f_baseline, f_treated, f_mass, f_tissue_fixed, mass_move=0.0, *, f_tissue=None,
-              f_architecture=None, f_mass_tissue=None, f_architecture_tissue=None) -> Attribution:
-    """Split F(T) - F(B) (percent of F(B)) into mass, architecture and tissue.
+def attribute(loads: dict, mass_move: float = 0.0) -> Attribution:
+    """Split F(T) - F(B) (percent of F(B)) into mass, architecture and tissue, order-free.
 
-    f_mass : F{mass}; f_tissue_fixed : F{mass, architecture} (T's geometry, B's tissue);
-    f_tissue, f_architecture, f_mass_tissue, f_architecture_tissue : F of the other
-    coalitions (module docstring). With all of them the split is the Shapley value
-    (order-free). With only the first four it is the sequential split mass ->
-    architecture -> tissue, marked ``order_free=False``.
+    loads : failure load (N) of every coalition, keyed by frozensets of :data:`PLAYERS`
+        (all eight: frozenset() is B, frozenset(PLAYERS) is T)
+    mass_move : uniform surface move (mm) of the {mass} counterfactual
     """
-    extra = (f_tissue, f_architecture, f_mass_tissue, f_architecture_tissue)
-    m, a, t = (frozenset([p]) for p in PLAYERS)
-    values = {frozenset(): f_baseline, m: f_mass, m | a: f_tissue_fixed, m | a | t: f_treated}
-    if all(x is not None for x in extra):
-        values.update({t: f_tissue, a: f_architecture, m | t: f_mass_tissue, a | t: f_architecture_tissue})
-        parts = shapley({k: 100.0 * v / f_baseline for k, v in values.items()})
-        order_free = True
-    elif any(x is not None for x in extra):
-        raise ValueError("give all four extra coalitions for the order-free split, or none")
-    else:
-        parts = {"mass": 100.0 * (f_mass - f_baseline) / f_baseline,
-                 "architecture": 100.0 * (f_tissue_fixed - f_mass) / f_baseline,
-                 "tissue": 100.0 * (f_treated - f_tissue_fixed) / f_baseline}
-        order_free = False
-    total = 100.0 * (f_treated / f_baseline - 1.0)
-    return Attribution(total, parts["mass"], parts["tissue"], parts["architecture"],
-                       1000.0 * mass_move, order_free)
+    missing = [sorted(k) for k in (frozenset(), frozenset(PLAYERS), *COUNTERFACTUALS) if k not in loads]
+    if missing:
+        raise ValueError(f"attribute needs the failure load of every coalition; missing {missing}")
+    f_b = loads[frozenset()]
+    parts = shapley({k: 100.0 * v / f_b for k, v in loads.items()})
+    return Attribution(100.0 * (loads[frozenset(PLAYERS)] / f_b - 1.0), parts["mass"], parts["tissue"],
+                       parts["architecture"], 100.0 * (loads[frozenset(["mass"])] / f_b - 1.0),
+                       1000.0 * mass_move)

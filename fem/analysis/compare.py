@@ -60,12 +60,13 @@ def summarise(rows: list[dict], keys=None) -> list[dict]:
 
 def bmd_only_exponent(rows: list[dict], cohort: str) -> float | None:
     """Exponent k of the specimen's own strength-mass relation F ~ BV^k, from the mass
-    counterfactuals (uniform thinning/thickening of the baseline) of one cohort."""
+    counterfactuals of one cohort (``mass_only_pct``: the baseline uniformly thinned or
+    thickened to the treated bone volume, nothing else changed)."""
     ks = []
     for r in rows:
-        if r["cohort"] != cohort or r.get("strength_mass_pct") is None or not r.get("d_bv_tv_pct"):
+        if r["cohort"] != cohort or r.get("mass_only_pct") is None or not r.get("d_bv_tv_pct"):
             continue
         x = math.log1p(r["d_bv_tv_pct"] / 100)
         if abs(x) > 1e-4:
-            ks.append(math.log1p(r["strength_mass_pct"] / 100) / x)
+            ks.append(math.log1p(r["mass_only_pct"] / 100) / x)
     return float(np.median(ks)) if ks else None
