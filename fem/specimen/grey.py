@@ -30,6 +30,7 @@ import numpy as np
 from scipy import ndimage
 
 from fem.errors import BonefemError
+from fem.specimen.io import otsu_threshold
 from fem.specimen.levelset import from_mask, voxel_edge
 
 
@@ -80,6 +81,21 @@ def partial_volume(image: np.ndarray, threshold: float, marrow_level: float,
     above = 0.5 + 0.5 * (image - threshold) / (bone_level - threshold)
     below = 0.5 - 0.5 * (threshold - image) / (threshold - marrow_level)
     return np.clip(np.where(image >= threshold, above, below), 0.0, 1.0)
+
+
+def surface_level(image: np.ndarray, threshold, where: str = "image") -> float:
+    """The grey level T of the bone surface (``image >= T`` is bone): a number as given, or
+    for ``'otsu'`` the next float above Otsu's level (skimage's level belongs to the marrow
+    class, bone is ``> t``), so that both segment as fem.specimen.io.segment does."""
+    if threshold == "otsu":
+        return float(np.nextafter(otsu_threshold(image, where), np.inf))
+    return float(threshold)
+
+
+def is_grey(image: np.ndarray) -> bool:
+    """True when the image holds more than two grey levels (a binary image holds two)."""
+    lo, hi = image.min(), image.max()
+    return bool(np.count_nonzero((image != lo) & (image != hi)))
 
 
 def levelset_from_grey(image: np.ndarray, spacing, threshold: float,
