@@ -189,3 +189,18 @@ def test_binary_image_solve_unchanged(tmp_path, solid):
     expected = 1.0 if solid else 18 / 64
     assert r["bv_tv"] == pytest.approx(expected, rel=1e-12)
     assert r["apparent_modulus_MPa"] == pytest.approx(E * expected, rel=1e-6)
+
+
+def test_thin_bone_fraction_image_takes_its_extremes_as_levels(tmp_path):
+    # The vertebral NIfTI is each voxel's bone fraction, with trabeculae too thin for a
+    # voxel 2 deep: the levels are its extremes 0 and 1, so the grey level set gives back the
+    # image's own fractions (BV/TV = the image mean; the generator's partial voxels all lie
+    # in the one-voxel band the grey level set reads).
+    from fem.specimen.io import read_image
+    from tests.conftest import ROOT, read_result, run_cli
+
+    nii = ROOT / "meshes" / "vertebral-elderly-1.6mm.nii.gz"
+    image, spacing = read_image(nii)
+    assert phase_levels(image, 0.5) == (0.0, 1.0)
+    run_cli("solve", nii, "--threshold", 0.5, "--no-fields", "-o", tmp_path / "o", check=True)
+    assert read_result(tmp_path / "o")["bv_tv"] == pytest.approx(image.mean(), rel=1e-5)
