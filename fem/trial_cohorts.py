@@ -60,7 +60,9 @@ def cohort_source(t: Trial, cohort: str, seed: int) -> str:
         st = os.stat(image)
         files = [os.stat(e.path) for e in os.scandir(image)] if os.path.isdir(image) else [st]
         stamp = [image, sum(f.st_size for f in files), max(f.st_mtime_ns for f in files)]
-    return json.dumps([preset, asdict(table), stamp], sort_keys=True, default=str)
+    # params only when given, so that trials written before it existed keep their keys
+    values = {k: v for k, v in asdict(table).items() if not (k == "params" and v is None)}
+    return json.dumps([preset, values, stamp], sort_keys=True, default=str)
 
 
 def cohort_baseline(t: Trial, cohort: str, seed: int, dt: float):
