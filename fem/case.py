@@ -30,7 +30,7 @@ from pathlib import Path
 
 from fem.errors import BonefemError, CaseError
 from fem.mesh.external import MESH_SUFFIXES, is_mesh_file
-from fem.remodel.presets import ARMS
+from fem.remodel.presets import ARMS, untreated_values
 from fem.specimen.cohorts import SPECIMEN_SIZE_MM, VOXEL_SIZE_MM, cohort_names, load_cohort
 from fem.specimen.vertebral import VertebralParams
 
@@ -82,7 +82,8 @@ class Specimen:
         None, "voxel edge in mm: one value or [dx, dy, dz]; required for .npy/.npz, overrides NIfTI",
         gt=0, length=3)
     threshold: float | str | None = _f(
-        None, "grey level: voxels >= threshold are bone; 'otsu'; or 'nonzero' (every nonzero voxel); "
+        None, "grey level: voxels >= threshold are bone, a grey image's surface voxels keep their "
+        "partial volumes (docs/real-scans.md); 'otsu'; or 'nonzero' (every nonzero voxel); "
         "none: a binary image's nonzero voxels, and a grey image is refused")
     modulus_field: str | None = _f(None, "meshes: cell data array holding each element's modulus, MPa")
     synthetic: Synthetic | None = _f(None, "generate a simple trabecular-like foam instead of reading an image")
@@ -152,13 +153,35 @@ class TrialSpecimen:
 
 
 @dataclass
+class Turnover:
+    """A cohort's untreated remodelling given as numbers, ``[trial.cohort.NAME.turnover]``:
+    the keys of fem/remodel/presets/untreated.toml (fem.remodel.bmu.RemodelParams); keys
+    left out come from ``base`` (or, without it, from the file's [common] table, and then
+    activation_frequency and balance are required)."""
+
+    base: str | None = _f(None, "cohort preset whose values the keys left out take")
+    activation_frequency: float | None = _f(None, "fraction of the bone surface activated per year, 1/yr", ge=0)
+    balance: float | None = _f(None, "formed / resorbed volume of a BMU", ge=0)
+    resorption_depth: float | None = _f(None, "maximum cavity depth, mm", gt=0)
+    resorption_depth_sd: float | None = _f(None, "spread of the cavity depth, mm", ge=0)
+    cavity_area: float | None = _f(None, "mean cavity footprint, mm^2", gt=0)
+    cavity_area_sd: float | None = _f(None, "spread of the cavity footprint, mm^2", ge=0)
+    resorption_days: float | None = _f(None, "duration of resorption, days", gt=0)
+    formation_days: float | None = _f(None, "duration of formation, days", gt=0)
+    primary_mineral: float | None = _f(None, "relative mineral content of new bone", gt=0, le=1)
+    tau_secondary: float | None = _f(None, "secondary mineralisation time constant, years", gt=0)
+    quality: float | None = _f(None, "matrix quality of bone formed untreated", gt=0)
+
+
+@dataclass
 class TrialCohort:
     """A cohort of a trial defined in the case file, ``[trial.cohort.NAME]``: its own
     specimens (micro-CT images, fem.specimen.scan; or the generator at another BV/TV) with
     the remodelling turnover of a named cohort preset (docs/real-scans.md)."""
 
-    turnover: str | None = _f(None, "cohort preset whose untreated remodelling (turnover, balance) "
-                              "this cohort takes; default: NAME itself if it is a preset")
+    turnover: str | Turnover | None = _f(None, "cohort preset whose untreated remodelling (turnover, "
+                                         "balance) this cohort takes, or a table of numbers (below); "
+                                         "default: NAME itself if it is a preset")
     images: list[str] | str | None = _f(None, "micro-CT images (files, folders of TIFF slices or "
                                         "glob patterns) relative to the case file; seed s uses "
                                         "image s mod their number")
@@ -178,6 +201,8 @@ class TrialCohort:
                                  "calibrated grey level instead of a simulated history")
     bv_tv: float | None = _f(None, "generated cohorts (no images): the preset's generator at this "
                              "BV/TV", gt=0, lt=1)
+    # the cohort's untreated RemodelParams values when turnover is a table (_resolve_turnover)
+    params: dict | None = field(default=None, metadata={"internal": True})
 
 
 @dataclass
@@ -374,11 +399,11 @@ def _load_cohort_tables(t: Trial, tables: dict, raw_trial: dict, source, base_di
     for name, raw in tables.items():
         key = f"trial.cohort.{name}"
         c = _load_table(raw, TrialCohort, source, key)
-        if c.turnover is None:
-            c.turnover = name
-        if c.turnover not in cohort_names():
-            raise CaseError(source, f"{key}.turnover", f"unknown cohort preset {c.turnover!r}; "
-                            f"expected one of {', '.join(cohort_names())}")
+        if isinstance(c.turnover, Turnover):
+            _resolve_turnover(c, name, source, f"{key}.turnover")
+        else:
+            c.turnover = name if c.turnover is None else c.turnover
+            _check_preset(c.turnover, source, f"{key}.turnover")
         if isinstance(c.threshold, str) and c.threshold != "otsu":
             raise CaseError(source, f"{key}.threshold", f"expected a number or 'otsu', got {c.threshold!r}")
         calibrated = (c.density_slope is None, c.density_intercept is None)
@@ -406,6 +431,32 @@ def _load_cohort_tables(t: Trial, tables: dict, raw_trial: dict, source, base_di
         t.cohort_tables[name] = c
     if "cohorts" not in raw_trial:
         t.cohorts = list(tables)
+
+
+def _check_preset(name, source, key):
+    if name not in cohort_names():
+        raise CaseError(source, key, f"unknown cohort preset {name!r}; expected one of "
+                        f"{', '.join(cohort_names())}")
+
+
+def _resolve_turnover(c: TrialCohort, name: str, source, key: str):
+    """A turnover table -> ``c.params`` (every RemodelParams value) and ``c.turnover`` (the
+    base preset's name, whose generator a generated cohort uses; None without a base)."""
+    given = {k: v for k, v in dataclasses.asdict(c.turnover).items() if v is not None and k != "base"}
+    base = c.turnover.base
+    if base is None and name in cohort_names():
+        base = name
+    if base is not None:
+        _check_preset(base, source, f"{key}.base")
+    c.params = {**untreated_values(base), **given}
+    missing = [k for k in ("activation_frequency", "balance") if k not in c.params]
+    if missing:
+        raise CaseError(source, f"{key}.{missing[0]}", "required without base = PRESET "
+                        f"(one of {', '.join(cohort_names())}) to take it from")
+    if base is None and c.images is None:
+        raise CaseError(source, f"{key}.base", "a generated cohort (no images) takes its "
+                        "generator from a preset: give base = PRESET")
+    c.turnover = base
 
 
 def _check_trial(t: Trial, source):

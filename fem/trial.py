@@ -27,13 +27,13 @@ from fem.errors import BonefemError
 from fem.pipeline import root_call, solve_specimen
 from fem.remodel.arms import run_arm
 from fem.remodel.mineral import MATURE_TMD, tissue_modulus
-from fem.remodel.presets import FOLDER as PRESETS, arm_params, preset_path
+from fem.remodel.presets import FOLDER as PRESETS, apply_factors, drug_factors, preset_path
 from fem.report.progress import Progress
 from fem.report.store import ROWS, append_row, fields_folder, read_rows
 from fem.report.trial_report import write_trial
 from fem.specimen.load import Specimen, specimen_from_levelset
 from fem.specimen.morphometry import morphometry
-from fem.trial_cohorts import cohort_baseline, cohort_source, turnover_of
+from fem.trial_cohorts import cohort_baseline, cohort_source, untreated_of
 
 EXPONENT = 2.5  # tissue modulus ~ mineral ** 2.5 (fem.remodel.mineral)
 MORPHOMETRY = ("bv_tv", "bmd_mg_per_cm3", "tmd_mean_mg_per_cm3", "bs_bv_per_mm", "tb_th_mm",
@@ -202,8 +202,9 @@ def specimen_rows(case: Case, cohort: str, seed: int, done: dict, solve, outdir,
                 yield r, False
             continue
         say(f"    {arm}: remodelling {t.years:g} years, solving at {t.checkpoints} years")
+        params = apply_factors(untreated_of(t, cohort), drug_factors(arm))
         snaps = root_call(comm, lambda: run_arm(base, cohort, arm, t.years, seed, dt,
-                                                t.checkpoints, arm_params(turnover_of(t, cohort), arm))[1])
+                                                t.checkpoints, params)[1])
         for c, old in zip(t.checkpoints, cached[arm]):
             if old is not None:
                 yield old, False

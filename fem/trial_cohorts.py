@@ -3,8 +3,8 @@
 A cohort is a preset name (fem/specimen/cohorts/: the generator's architecture and, in
 fem/remodel/presets/untreated.toml, its remodelling) or a ``[trial.cohort.NAME]`` table
 (fem.case.TrialCohort): micro-CT images (fem.specimen.scan) or the preset's generator at
-another BV/TV, with the turnover of a named preset. Every arm of a cohort x seed starts
-from the same baseline, whichever kind it is.
+another BV/TV, with the turnover of a named preset or its own numbers. Every arm of a
+cohort x seed starts from the same baseline, whichever kind it is.
 """
 
 from __future__ import annotations
@@ -15,15 +15,26 @@ from dataclasses import asdict
 
 from fem.case import Trial
 from fem.remodel.arms import baseline_state
+from fem.remodel.bmu import RemodelParams
 from fem.remodel.mineral import MATURE_TMD
+from fem.remodel.presets import untreated
 from fem.specimen.cohorts import FOLDER as COHORTS, cohort_network
 from fem.specimen.scan import scan_specimen
 
 
-def turnover_of(t: Trial, cohort: str) -> str:
-    """The preset whose untreated remodelling (and drug response) the cohort takes."""
+def turnover_of(t: Trial, cohort: str) -> str | None:
+    """The preset whose untreated remodelling (and drug response) the cohort takes: with a
+    turnover given as numbers, their base preset (None without one)."""
     table = t.cohort_tables.get(cohort)
     return cohort if table is None else table.turnover
+
+
+def untreated_of(t: Trial, cohort: str) -> RemodelParams:
+    """The cohort's untreated BMU parameters: its own numbers, or its preset's."""
+    table = t.cohort_tables.get(cohort)
+    if table is not None and table.params is not None:
+        return RemodelParams(**table.params)
+    return untreated(turnover_of(t, cohort))
 
 
 def image_of(t: Trial, cohort: str, seed: int) -> str | None:
@@ -39,7 +50,8 @@ def cohort_source(t: Trial, cohort: str, seed: int) -> str:
     text, and a table's values and its image's size and time of change (a scan replaced
     in place is a new specimen)."""
     table = t.cohort_tables.get(cohort)
-    preset = (COHORTS / f"{turnover_of(t, cohort)}.toml").read_text()
+    name = turnover_of(t, cohort)
+    preset = None if name is None else (COHORTS / f"{name}.toml").read_text()
     if table is None:
         return preset
     image = image_of(t, cohort, seed)
@@ -48,7 +60,9 @@ def cohort_source(t: Trial, cohort: str, seed: int) -> str:
         st = os.stat(image)
         files = [os.stat(e.path) for e in os.scandir(image)] if os.path.isdir(image) else [st]
         stamp = [image, sum(f.st_size for f in files), max(f.st_mtime_ns for f in files)]
-    return json.dumps([preset, asdict(table), stamp], sort_keys=True, default=str)
+    # params only when given, so that trials written before it existed keep their keys
+    values = {k: v for k, v in asdict(table).items() if not (k == "params" and v is None)}
+    return json.dumps([preset, values, stamp], sort_keys=True, default=str)
 
 
 def cohort_baseline(t: Trial, cohort: str, seed: int, dt: float):
@@ -67,4 +81,5 @@ def cohort_baseline(t: Trial, cohort: str, seed: int, dt: float):
         extra = {} if table is None or table.bv_tv is None else {"bv_tv": table.bv_tv}
         net = cohort_network(turnover, seed, t.specimen.size, t.specimen.voxel_size, **extra)
         phi, spacing = net.phi, net.spacing
-    return baseline_state(phi, spacing, turnover, seed, t.spinup_years, dt, mineral=mineral)
+    return baseline_state(phi, spacing, turnover, seed, t.spinup_years, dt,
+                          params=untreated_of(t, cohort), mineral=mineral)

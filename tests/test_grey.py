@@ -126,3 +126,81 @@ def test_real_core_grey_levelset(lhdl_core):
     np.testing.assert_array_equal(f >= 0.5, image >= 63.0)
     assert 0.1 < binary < 0.4
     assert abs(f.mean() / binary - 1) < 0.1
+
+
+# --- single-image solves take the same grey path as a trial's scan -----------------------
+
+E = 10000.0
+
+
+def _grey_slab(n=12, h=0.05, lo=0.1637, hi=0.4262):
+    """A plate lo < x < hi (mm) across a cube of n^3 voxels, seen by a noiseless scanner:
+    it spans the loaded faces (z), with one partial voxel on each side. Returns the
+    image and its exact BV/TV."""
+    x = np.arange(n) * h
+    f1 = np.clip(np.minimum(x + h, hi) - np.maximum(x, lo), 0, None) / h
+    return scan(np.broadcast_to(f1[:, None, None], (n, n, n)).copy()), (hi - lo) / (n * h)
+
+
+def test_grey_image_solve_is_the_trial_baseline_and_analytic(tmp_path):
+    from fem.case import case_from_dict
+    from fem.pipeline import solve_specimen
+    from fem.trial import _measure, specimen_of
+    from fem.trial_cohorts import cohort_baseline
+    from tests.conftest import read_result, run_cli
+
+    image, bv_tv = _grey_slab()
+    np.save(tmp_path / "slab.npy", image)
+    run_cli("solve", tmp_path / "slab.npy", "--voxel-size", 0.05, "--threshold", 120,
+            "--rtol", 1e-10, "--no-fields", "-o", tmp_path / "o", check=True)
+    r = read_result(tmp_path / "o")
+    # Partial voxels kept: BV/TV exact (the thresholded mask gives 6/12 = 0.5, not 0.4375),
+    # and a plate along the load in uniform strain: E_app = E x BV/TV.
+    assert r["bv_tv"] == pytest.approx(bv_tv, rel=1e-6)
+    assert r["apparent_modulus_MPa"] == pytest.approx(E * bv_tv, rel=1e-6)
+    # The trial's baseline of the same image (no spin-up; the calibration puts the bone's
+    # grey level at 1100 mg HA/cm^3, i.e. fully mineralised, so its tissue modulus is E).
+    slope = 1100.0 / 160.0
+    t = case_from_dict({"trial": {"arms": ["untreated"], "spinup_years": 0.0, "cohort": {"scan": {
+        "turnover": "early-postmenopausal", "images": "slab.npy", "voxel_size": 0.05,
+        "threshold": 120.0, "density_slope": slope, "density_intercept": -40.0 * slope,
+        "mineral_from_grey": True}}}}, "t.toml", tmp_path).trial
+    base = cohort_baseline(t, "scan", 0, 1 / 12)
+    assert _measure(base)["bv_tv"] == pytest.approx(r["bv_tv"], rel=1e-6)
+    case = case_from_dict({"specimen": {"image": "slab.npy", "voxel_size": 0.05},
+                           "solver": {"rtol": 1e-10}}, "c.toml", tmp_path)
+    trial_solve = solve_specimen(specimen_of(base, E), case, log=lambda *a: None)
+    assert trial_solve["apparent_modulus_MPa"] == pytest.approx(r["apparent_modulus_MPa"], rel=1e-6)
+
+
+@pytest.mark.parametrize("solid", [False, True])
+def test_binary_image_solve_unchanged(tmp_path, solid):
+    from tests.conftest import read_result, run_cli
+
+    n = 8
+    mask = np.ones((n, n, n), bool)
+    if not solid:
+        mask[:, :, :] = False
+        mask[2:5, 1:7, :] = True            # a prism along z: 18 of 64 columns
+    np.save(tmp_path / "b.npy", np.where(mask, 255, 0).astype(np.uint8))
+    run_cli("solve", tmp_path / "b.npy", "--voxel-size", 0.05, "--threshold", 128,
+            "--rtol", 1e-10, "--no-fields", "-o", tmp_path / "o", check=True)
+    r = read_result(tmp_path / "o")
+    expected = 1.0 if solid else 18 / 64
+    assert r["bv_tv"] == pytest.approx(expected, rel=1e-12)
+    assert r["apparent_modulus_MPa"] == pytest.approx(E * expected, rel=1e-6)
+
+
+def test_thin_bone_fraction_image_takes_its_extremes_as_levels(tmp_path):
+    # The vertebral NIfTI is each voxel's bone fraction, with trabeculae too thin for a
+    # voxel 2 deep: the levels are its extremes 0 and 1, so the grey level set gives back the
+    # image's own fractions (BV/TV = the image mean; the generator's partial voxels all lie
+    # in the one-voxel band the grey level set reads).
+    from fem.specimen.io import read_image
+    from tests.conftest import ROOT, read_result, run_cli
+
+    nii = ROOT / "meshes" / "vertebral-elderly-1.6mm.nii.gz"
+    image, spacing = read_image(nii)
+    assert phase_levels(image, 0.5) == (0.0, 1.0)
+    run_cli("solve", nii, "--threshold", 0.5, "--no-fields", "-o", tmp_path / "o", check=True)
+    assert read_result(tmp_path / "o")["bv_tv"] == pytest.approx(image.mean(), rel=1e-5)

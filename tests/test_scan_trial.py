@@ -2,18 +2,21 @@
 
 import csv
 import json
+import tomllib
 
 import numpy as np
 import pytest
 
 from fem.case import case_from_dict
 from fem.errors import BonefemError, CaseError
+from fem.remodel.bmu import RemodelParams
+from fem.remodel.presets import FOLDER as PRESETS
 from fem.specimen.levelset import from_mask, volume_fraction
 from fem.specimen.load import specimen_from_levelset
 from fem.specimen.scan import block_mean, crop_roi, scan_specimen
 from fem.specimen.vertebral import generate
 from fem.trial import _measure, specimen_of
-from fem.trial_cohorts import cohort_baseline, turnover_of
+from fem.trial_cohorts import cohort_baseline, turnover_of, untreated_of
 from tests.conftest import run_cli
 
 H = 0.04
@@ -166,3 +169,56 @@ def test_missing_scan_fails_in_one_line_naming_the_key(tmp_path):
     assert proc.returncode == 2
     assert "[trial.cohort.core.images] file not found" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def _untreated_toml(cohort):
+    """The untreated preset's numbers for ``cohort``, read from the file itself."""
+    data = tomllib.loads((PRESETS / "untreated.toml").read_text())
+    return {**data["common"], **data["cohort"][cohort]}
+
+
+@pytest.mark.parametrize("turnover, key", [
+    ({"activation_frequency": 0.3, "balance": 0.97, "speed": 2.0}, "turnover.speed"),
+    ({"base": "elderly-osteoporotic", "balance": -0.5}, "turnover.balance"),
+    ({"base": "elderly-osteoporotic", "primary_mineral": 1.5}, "turnover.primary_mineral"),
+    ({"base": "elderly-osteoporotic", "tau_secondary": "long"}, "turnover.tau_secondary"),
+    ({"base": "young"}, "turnover.base"),
+    ({"balance": 0.97}, "turnover.activation_frequency"),     # no base to take it from
+])
+def test_bad_turnover_numbers_name_the_key(tmp_path, turnover, key):
+    np.save(tmp_path / "slab.npy", np.zeros((4, 4, 4)))
+    with pytest.raises(CaseError, match=f"t.toml: \\[trial.cohort.scan.{key}\\]") as err:
+        _trial(tmp_path, images="slab.npy", turnover=turnover)
+    assert "\n" not in str(err.value)
+
+
+def test_turnover_numbers_default_to_their_base(tmp_path):
+    np.save(tmp_path / "slab.npy", np.zeros((4, 4, 4)))
+    t = _trial(tmp_path, images="slab.npy", turnover={"base": "late-postmenopausal", "balance": 0.9})
+    assert untreated_of(t, "scan") == RemodelParams(**{**_untreated_toml("late-postmenopausal"),
+                                                        "balance": 0.9})
+    # without a base: [common] of untreated.toml and the two per-cohort numbers given
+    t = _trial(tmp_path, images="slab.npy", turnover={"activation_frequency": 0.5, "balance": 1.0})
+    common = tomllib.loads((PRESETS / "untreated.toml").read_text())["common"]
+    assert untreated_of(t, "scan") == RemodelParams(**common, activation_frequency=0.5, balance=1.0)
+    assert turnover_of(t, "scan") is None
+
+
+def test_turnover_as_numbers_equal_to_a_preset_gives_identical_rows(tmp_path):
+    """The same tiny trial with turnover named and given as the preset's numbers (one as an
+    inline table, as a [trial.cohort.NAME.turnover] table in TOML is the same thing)."""
+    frac, _ = _slab(n=16, a=0.2013, b=0.4287)
+    rng = np.random.default_rng(1)
+    np.save(tmp_path / "slab.npy", (40.0 + 160.0 * frac + rng.normal(0.0, 4.0, frac.shape)))
+    numbers = ", ".join(f"{k} = {v!r}" for k, v in _untreated_toml("early-postmenopausal").items())
+    head = ('[output]\nfields = false\n[trial]\narms = ["untreated", "combined"]\nyears = 0.25\n'
+            'checkpoints = [0.25]\nspinup_years = 0.25\nattribution = false\n'
+            '[trial.cohort.scan]\nimages = "slab.npy"\nvoxel_size = 0.04\nthreshold = 120\n')
+    rows = []
+    for name, turnover in [("named", '"early-postmenopausal"'), ("numbers", f"{{ {numbers} }}")]:
+        (tmp_path / f"{name}.toml").write_text(head + f"turnover = {turnover}\n")
+        run_cli("run", tmp_path / f"{name}.toml", "-o", tmp_path / name, check=True)
+        # all but the job key, which hashes the case's text
+        rows.append([{k: v for k, v in r.items() if k != "key"}
+                     for r in csv.DictReader((tmp_path / name / "trial.csv").open())])
+    assert len(rows[0]) == 3 and rows[0] == rows[1]

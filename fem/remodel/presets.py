@@ -54,14 +54,21 @@ def preset_path(arm: str) -> Path:
     raise BonefemError(f"unknown arm {arm!r}; expected one of {', '.join(ARMS)} or a preset .toml file")
 
 
+def untreated_values(cohort: str | None, path: Path | None = None) -> dict:
+    """The untreated BMU values of a cohort as written (its [cohort.NAME] over [common]),
+    or only the [common] ones for ``cohort=None``."""
+    path = path or FOLDER / "untreated.toml"
+    data = _read(path)
+    if cohort is not None and cohort not in data.get("cohort", {}):
+        raise BonefemError(f"{path}: no [cohort.{cohort}] table; expected one of "
+                           f"{', '.join(data.get('cohort', {}))}")
+    return {**data.get("common", {}), **(data["cohort"][cohort] if cohort is not None else {})}
+
+
 def untreated(cohort: str, path: Path | None = None) -> RemodelParams:
     """BMU parameters of a cohort without treatment."""
     path = path or FOLDER / "untreated.toml"
-    data = _read(path)
-    if cohort not in data.get("cohort", {}):
-        raise BonefemError(f"{path}: no [cohort.{cohort}] table; expected one of "
-                           f"{', '.join(data.get('cohort', {}))}")
-    values = {**data.get("common", {}), **data["cohort"][cohort]}
+    values = untreated_values(cohort, path)
     known = {f.name for f in fields(RemodelParams)}
     unknown = set(values) - known
     if unknown:

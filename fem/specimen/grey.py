@@ -30,6 +30,7 @@ import numpy as np
 from scipy import ndimage
 
 from fem.errors import BonefemError
+from fem.specimen.io import otsu_threshold
 from fem.specimen.levelset import from_mask, voxel_edge
 
 
@@ -47,23 +48,26 @@ def phase_levels(image: np.ndarray, threshold: float, margin: int = 2) -> tuple[
     """Marrow and bone grey levels ``(M, B)``: medians of each phase away from the surface.
 
     Voxels within ``margin`` voxels of the threshold surface are left out, so that partial
-    volumes do not pull the levels towards the threshold.
+    volumes do not pull the levels towards the threshold. A phase with no voxel that deep
+    (trabeculae under 2 ``margin`` + 1 voxels thick, e.g. a bone-fraction image of thin
+    bone) takes its extreme grey level instead (the image's maximum for bone, minimum for
+    marrow): its purest voxel, exact for a noiseless fraction image.
 
     Raises
     ------
     BonefemError
-        When a phase has no voxel farther than ``margin`` from the surface (then the levels
-        cannot be read from the image: give them).
+        When a phase is empty (the image is all bone or all marrow at the threshold).
     """
     image = np.asarray(image, np.float64)
     bone = image >= threshold
-    deep_bone = ndimage.binary_erosion(bone, iterations=margin, border_value=1)
-    deep_marrow = ndimage.binary_erosion(~bone, iterations=margin, border_value=1)
-    if not deep_bone.any() or not deep_marrow.any():
-        raise BonefemError("grey levels: cannot estimate the bone and marrow levels "
-                           f"(a phase has no voxel {margin} voxels away from the threshold "
-                           "surface); give bone_level and marrow_level")
-    return float(np.median(image[deep_marrow])), float(np.median(image[deep_bone]))
+    if bone.all() or not bone.any():
+        raise BonefemError(f"grey levels: the image is all {'bone' if bone.any() else 'marrow'} "
+                           f"at threshold {threshold:g}")
+    levels = []
+    for phase, extreme in ((~bone, np.min), (bone, np.max)):
+        deep = ndimage.binary_erosion(phase, iterations=margin, border_value=1)
+        levels.append(float(np.median(image[deep])) if deep.any() else float(extreme(image)))
+    return levels[0], levels[1]
 
 
 def partial_volume(image: np.ndarray, threshold: float, marrow_level: float,
@@ -80,6 +84,21 @@ def partial_volume(image: np.ndarray, threshold: float, marrow_level: float,
     above = 0.5 + 0.5 * (image - threshold) / (bone_level - threshold)
     below = 0.5 - 0.5 * (threshold - image) / (threshold - marrow_level)
     return np.clip(np.where(image >= threshold, above, below), 0.0, 1.0)
+
+
+def surface_level(image: np.ndarray, threshold, where: str = "image") -> float:
+    """The grey level T of the bone surface (``image >= T`` is bone): a number as given, or
+    for ``'otsu'`` the next float above Otsu's level (skimage's level belongs to the marrow
+    class, bone is ``> t``), so that both segment as fem.specimen.io.segment does."""
+    if threshold == "otsu":
+        return float(np.nextafter(otsu_threshold(image, where), np.inf))
+    return float(threshold)
+
+
+def is_grey(image: np.ndarray) -> bool:
+    """True when the image holds more than two grey levels (a binary image holds two)."""
+    lo, hi = image.min(), image.max()
+    return bool(np.count_nonzero((image != lo) & (image != hi)))
 
 
 def levelset_from_grey(image: np.ndarray, spacing, threshold: float,

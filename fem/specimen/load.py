@@ -14,6 +14,7 @@ import numpy as np
 from fem.errors import BonefemError
 from fem.specimen import islands
 from fem.specimen.foam import trabecular_foam
+from fem.specimen.grey import is_grey, levelset_from_grey, surface_band, surface_level
 from fem.specimen.io import read_image, segment
 from fem.specimen.levelset import volume_fraction
 from fem.specimen.vertebral import VertebralParams, generate
@@ -93,7 +94,11 @@ def load_specimen(case: Case, log=print, check_size=None) -> Specimen:
     else:
         image, spacing = read_image(spec.image, spec.voxel_size)
         where = f"{spec.image}"
-        mask = segment(image, _threshold(image, spec.threshold, where), where)
+        threshold = _threshold(image, spec.threshold, where)
+        mask = segment(image, threshold, where)
+        if threshold is not None and mask.any() and not mask.all() and is_grey(image):
+            return _grey_specimen(image, spacing, threshold, mask, case.material.modulus, where,
+                                  check_size)
         del image
     if not mask.any():
         raise BonefemError(f"{where}: the image holds no bone"
@@ -109,6 +114,20 @@ def load_specimen(case: Case, log=print, check_size=None) -> Specimen:
         raise BonefemError(f"{where}: no bone path between the loaded faces (no connected "
                            "piece of bone touches both z = 0 and z = top)")
     return Specimen(mask, tuple(spacing), case.material.modulus, removed)
+
+
+def _grey_specimen(image, spacing, threshold, mask, modulus, where, check_size) -> Specimen:
+    """A grey image's specimen with its partial volumes kept, as a trial's scan
+    (fem.specimen.scan): the level set of the threshold iso-surface, each surface voxel's
+    bone fraction from its grey level (fem.specimen.grey)."""
+    if check_size is not None:
+        # elements: every voxel with bone in it, i.e. the mask and at most its outer band
+        check_size(mask | surface_band(mask), spacing, where)
+    try:
+        phi = levelset_from_grey(image, spacing, surface_level(image, threshold, where))
+    except BonefemError as err:
+        raise BonefemError(f"{where}: {err}") from None
+    return specimen_from_levelset(phi, spacing, modulus, where)
 
 
 def _threshold(image: np.ndarray, threshold, where: str):

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from fem.errors import BonefemError
-from fem.specimen.grey import density, levelset_from_grey, relative_mineral
-from fem.specimen.io import crop_cube, otsu_threshold, read_image, smooth
+from fem.specimen.grey import density, levelset_from_grey, relative_mineral, surface_level
+from fem.specimen.io import crop_cube, read_image, smooth
 from fem.specimen.load import specimen_from_levelset
 
 
@@ -103,11 +103,7 @@ def _levels(image, threshold, where):
         if values.size < 2:
             raise BonefemError(f"{where}: the image has a single grey level ({lo:g}): no bone surface")
         return (lo + hi) / 2.0, lo, hi
-    if threshold == "otsu":
-        # skimage's Otsu level belongs to the background class (bone is > t): the
-        # iso-surface sits just above it
-        return float(np.nextafter(otsu_threshold(image, where), np.inf)), None, None
-    return float(threshold), None, None
+    return surface_level(image, threshold, where), None, None
 
 
 def scan_specimen(path, voxel_size=None, threshold=None, smooth_sigma=None, coarsen: int = 1,
