@@ -7,6 +7,7 @@ from pathlib import Path
 from fem.analysis.compare import add_changes, bmd_only_exponent, summarise
 from fem.case import case_to_dict
 from fem.report import plots
+from fem.report.paired_report import paired_markdown, paired_statistics
 from fem.report.result import versions, write_atomic, write_case_toml, write_json
 from fem.report.store import fields_folder
 from fem.report.tables import headline_markdown, write_csv
@@ -33,12 +34,14 @@ def write_trial(rows: list[dict], case, outdir, this_run: dict | None = None, ro
     final = max(t.checkpoints)
     write_csv(outdir / "trial.csv", rows)
     write_csv(outdir / "summary.csv", summary)
-    headline = headline_markdown(summary, final)
+    paired = paired_statistics(rows, final)
+    headline = headline_markdown(summary, final) + "\n" + paired_markdown(paired)
     write_atomic(outdir / "summary.md", f"# {case.title or 'Trial'}\n\n" + headline)
     exponents = {c: bmd_only_exponent(rows, c) for c in t.cohorts}
     figures = []
     figures += plots.strength_vs_bmd(rows, exponents, final, outdir / "strength_vs_bmd")
     figures += plots.trajectories(summary, t.cohorts, outdir / "trajectories")
+    figures += _paired_figure(paired, outdir)
     if t.attribution:
         figures += plots.attribution_bars(summary, t.cohorts, t.arms, final, outdir / "attribution")
     renders = _renders(outdir, t, roots or {}) if case.output.fields else []
@@ -47,10 +50,15 @@ def write_trial(rows: list[dict], case, outdir, this_run: dict | None = None, ro
         "units": {"length": "mm", "force": "N", "stress": "MPa", "bmd": "mg HA/cm^3", "changes": "%"},
         "case": case_to_dict(case), "versions": versions(), **total,
         **({"this_run": this_run} if this_run is not None else {}), "bmd_only_exponents": exponents, "summary": summary,
-        "figures": [p.name for p in figures], "renders": [p.name for p in renders],
+        "paired": paired, "figures": [p.name for p in figures], "renders": [p.name for p in renders],
         "tables": ["trial.csv", "summary.csv", "summary.md"],
     })
     return {"summary": summary, "headline": headline}
+
+
+def _paired_figure(paired: dict, outdir: Path) -> list[Path]:
+    """paired.png/.svg: every arm minus untreated with its interval (none without arms)."""
+    return plots.paired_differences(paired["effects"], outdir / "paired") if paired["effects"] else []
 
 
 def _renders(outdir: Path, t, roots: dict) -> list[Path]:
