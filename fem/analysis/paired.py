@@ -45,7 +45,7 @@ def paired_effects(rows, time_years: float, figures=tuple(FIGURES)) -> list[dict
     Returns
     -------
     list of dicts with ``cohort``, ``arm``, ``figure``, ``time_years``, ``seeds`` (the
-    specimens both arms have), the fields of :func:`stats.paired_difference` (percentage
+    specimens both arms have), ``differences`` (per seed, points), the fields of :func:`stats.paired_difference` (percentage
     points; NaN spread with n = 1) and ``power_n``: specimens per cohort a paired t-test
     needs for 80 % power at the figure's POWER_TARGETS effect with this SD (None where
     the SD is unknown or no target is set; -1 if more than 10,000).
@@ -61,9 +61,11 @@ def paired_effects(rows, time_years: float, figures=tuple(FIGURES)) -> list[dict
                 seeds = sorted(set(treated) & set(control))
                 if not seeds:
                     continue
-                res = paired_difference([treated[s] for s in seeds], [control[s] for s in seeds])
+                a, b = [treated[s] for s in seeds], [control[s] for s in seeds]
+                res = paired_difference(a, b)
                 out.append({"cohort": cohort, "arm": arm, "figure": figure, "time_years": time_years,
-                            "seeds": seeds, **res, "power_n": power_n(figure, res["sd"])})
+                            "seeds": seeds, "differences": [x - y for x, y in zip(a, b)], **res,
+                            "power_n": power_n(figure, res["sd"])})
     return out
 
 
@@ -78,19 +80,16 @@ def power_n(figure: str, sd: float) -> int | None:
         return -1
 
 
-def cohort_interactions(effects: list[dict], rows, figures=("bmd", "failure_load")) -> list[dict]:
+def cohort_interactions(effects: list[dict], figures=("bmd", "failure_load")) -> list[dict]:
     """Per treated arm and figure: does the arm's paired effect differ between cohorts?
-    (the cohort x arm interaction, :func:`stats.interaction` on the per-specimen effects)."""
+    (the cohort x arm interaction, :func:`stats.interaction` on the per-specimen
+    differences of :func:`paired_effects`)."""
     out = []
     arms = list(dict.fromkeys(e["arm"] for e in effects))
     for arm in arms:
         for figure in figures:
-            per = {}
-            for e in effects:
-                if e["arm"] != arm or e["figure"] != figure:
-                    continue
-                t, c = (arm_changes(rows, e["cohort"], a, e["time_years"], figure) for a in (arm, CONTROL))
-                per[e["cohort"]] = np.array([t[s] - c[s] for s in e["seeds"]])
+            per = {e["cohort"]: np.asarray(e["differences"], float) for e in effects
+                   if e["arm"] == arm and e["figure"] == figure}
             if len(per) >= 2:
                 out.append({"arm": arm, "figure": figure, **interaction(per),
                             "n": {k: int(v.size) for k, v in per.items()}})

@@ -20,7 +20,7 @@ def paired_statistics(rows, time_years: float) -> dict:
         rows = add_changes(rows)
     effects = paired_effects(rows, time_years)
     return _no_nan({"time_years": time_years, "effects": effects,
-                    "interactions": cohort_interactions(effects, rows)})
+                    "interactions": cohort_interactions(effects)})
 
 
 def _no_nan(v):
@@ -59,7 +59,9 @@ def paired_markdown(stats: dict) -> str:
              "the arm's % change from baseline minus the untreated arm's, percentage points): "
              "mean [95 % t interval] over specimens, n specimens, p of the paired t-test of the "
              "failure load, and the specimens per cohort a paired t-test needs for "
-             f"{POWER * 100:g} % power (two-sided {ALPHA:g}) at the target effect with this SD.", "",
+             f"{POWER * 100:g} % power (two-sided {ALPHA:g}) at the target effect with this SD. "
+             "(A headline table's 'vs untr.' columns are the ratio to the same specimen's untreated "
+             "state, mean ± SD, without an interval.)", "",
              "| cohort | arm | n | " + " | ".join(FIGURES.get(f, f) for f in figures) + " | p (failure load) | "
              + " | ".join(f"n for {POWER_TARGETS[f][0]:g} points of {FIGURES.get(f, f)}" for f in targets) + " |",
              "| --- " * (4 + len(figures) + len(targets)) + "|"]
