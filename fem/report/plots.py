@@ -166,7 +166,9 @@ def size_study(table, years: float, path) -> list[Path]:
         ax.set_xlabel("specimen edge (mm)")
         ax.set_title(FIGURES.get(figure, figure))
     axes[0][0].set_ylabel(f"{years:g}-year change (%, points for differences)")
-    axes[0][0].legend(fontsize=7)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    # below the panels: inside, it would cover points
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(3, len(labels)), fontsize=8)
     return _save(fig, path)
 
 
