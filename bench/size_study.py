@@ -53,15 +53,18 @@ def collect(out: Path, years: float) -> list[dict]:
     for sub in sorted(out.glob("edge-*mm"), key=lambda p: float(p.name[5:-2])):
         edge = float(sub.name[5:-2])
         rows = add_changes(read_rows(sub / ROWS))
-        dofs = [r["dofs"] for r in rows if r["arm"] == "baseline"]
-        common = {"edge_mm": edge, "dofs_baseline": round(sum(dofs) / len(dofs)) if dofs else None}
+
+        def common(cohort):
+            dofs = [r["dofs"] for r in rows if r["arm"] == "baseline" and r["cohort"] == cohort]
+            return {"edge_mm": edge, "dofs_baseline": round(sum(dofs) / len(dofs)) if dofs else None}
         for c in change_intervals(rows, years):
-            table.append({**common, **{k: c[k] for k in ("cohort", "arm", "figure", "n", "mean",
-                                                          "sd", "ci_low", "ci_high")}})
+            table.append({**common(c["cohort"]), **{k: c[k] for k in ("cohort", "arm", "figure", "n", "mean",
+                                                                      "sd", "ci_low", "ci_high")}})
         for e in paired_effects(rows, years):
-            table.append({**common, "cohort": e["cohort"], "arm": f"{e['arm']} - untreated",
+            table.append({**common(e["cohort"]), "cohort": e["cohort"], "arm": f"{e['arm']} - untreated",
                           **{k: e[k] for k in ("figure", "n", "mean", "sd", "ci_low", "ci_high", "p")}})
-    return table
+    # edge, then cohort, then untreated, treated arms, differences (stable sort)
+    return sorted(table, key=lambda r: (r["edge_mm"], r["cohort"]))
 
 
 def markdown(table: list[dict], years: float) -> str:

@@ -219,7 +219,8 @@ def write_results_doc(trial_dir, out="docs/results.md") -> Path:
         "finds no clear vertebral fracture benefit (Mott et al. 2019, Osteoporos Int 30:1543): these "
         "numbers are a model's consequences, not evidence of efficacy.",
         "- Few specimens per cohort: the SD columns show the spread between specimens, not a "
-        "population's.",
+        "population's; the paired intervals and the power line rest on that spread "
+        "(docs/trial.md, specimen size).",
         "",
     ]
     return write_atomic(out, "\n".join(lines))
