@@ -36,11 +36,12 @@ def _num(v) -> bool:
     return v is not None and not (isinstance(v, float) and math.isnan(v))
 
 
-def interval_text(e: dict, digits: int = 2) -> str:
-    """'+1.23 [+0.40, +2.06]' (mean and 95 % interval), or '+1.23 (n = 1: no interval)'."""
+def interval_text(e: dict, digits: int = 2, say_n: bool = True) -> str:
+    """'+1.23 [+0.40, +2.06]' (mean and 95 % interval), or '+1.23 (n = 1: no interval)'
+    (without the note if not ``say_n``)."""
     m = f"{e['mean']:+.{digits}f}"
     if e["n"] < 2 or not _num(e.get("ci_low")):
-        return f"{m} (n = {e['n']}: no interval)"
+        return f"{m} (n = {e['n']}: no interval)" if say_n else m
     return f"{m} [{e['ci_low']:+.{digits}f}, {e['ci_high']:+.{digits}f}]"
 
 

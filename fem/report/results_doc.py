@@ -47,7 +47,7 @@ def versus_untreated(effects: list[dict], cohort: str, arm: str) -> str:
     if not by:
         return f"{arm}: no paired specimens"
     n = max(e["n"] for e in by.values())
-    parts = [f"{label} {interval_text(by[f]).replace(f' (n = {n}: no interval)', '')} points"
+    parts = [f"{label} {interval_text(by[f], say_n=False)} points"
              for f, label in (("bmd", "BMD"), ("failure_load", "failure load")) if f in by]
     return f"{arm}: " + ", ".join(parts) + (f" (n = {n})" if n > 1 else " (n = 1: no interval)")
 
