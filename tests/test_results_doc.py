@@ -49,3 +49,85 @@ def test_solves_are_counted_over_every_run_of_the_trial():
     # a batch merge (0 s, no solves of its own) does not claim "in 0 s"
     text = effort_text({"solves": 39, "seconds": 310.0, "this_run": {"solves": 0, "seconds": 0.0}})
     assert "0 s" not in text.replace("310 s", "")
+
+
+# --- paired statistics in the trial report (issue 20) ---------------------------------
+# A rows table built by hand: baseline BMD 100, modulus 500 and failure load 1000 for
+# every specimen, so a value of 100 + x is a change of x %. Cohort A has 3 seeds whose
+# BMD differences combined - untreated are 3, 4, 5 points (mean 4, SD 1), failure load
+# 1, 3, 8 (mean 4, SD sqrt(13)); cohort B 2 seeds (BMD 0 and 1 points); cohort C 1 seed.
+A, B, C = "early-postmenopausal", "late-postmenopausal", "elderly-osteoporotic"
+_CHANGES = {  # cohort -> seed -> arm -> (BMD %, modulus %, failure load %)
+    A: {0: {"untreated": (-2, -4, -3), "combined": (1, 2, -2)},
+          1: {"untreated": (-3, -6, -5), "combined": (1, 1, -2)},
+          2: {"untreated": (-1, -2, 0), "combined": (4, 3, 8)}},
+    B: {0: {"untreated": (-2, -3, -4), "combined": (-2, -1, -1)},
+          1: {"untreated": (-4, -5, -6), "combined": (-3, -4, -2)}},
+    C: {0: {"untreated": (-1, -1, -1), "combined": (2, 2, 2)}},
+}
+
+
+def _hand_rows():
+    rows = []
+    for cohort, seeds in _CHANGES.items():
+        for seed, arms in seeds.items():
+            rows.append({"cohort": cohort, "seed": seed, "arm": "baseline", "time_years": 0.0,
+                         "bmd_mg_per_cm3": 100.0, "apparent_modulus_MPa": 500.0, "failure_load_N": 1000.0})
+            for arm, (b, m, f) in arms.items():
+                rows.append({"cohort": cohort, "seed": seed, "arm": arm, "time_years": 2.0,
+                             "bmd_mg_per_cm3": 100.0 + b, "apparent_modulus_MPa": 500.0 * (1 + m / 100),
+                             "failure_load_N": 1000.0 * (1 + f / 100)})
+    return rows
+
+
+def test_paired_statistics_of_a_hand_built_trial():
+    from scipy import stats
+
+    from fem.analysis.stats import specimens_for_power
+    from fem.report.paired_report import paired_markdown, paired_statistics
+
+    p = paired_statistics(_hand_rows(), 2.0)
+    by = {(e["cohort"], e["figure"]): e for e in p["effects"]}
+    a = by[(A, "bmd")]
+    half = stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3)       # SD of 3, 4, 5 is 1
+    assert a["n"] == 3 and a["mean"] == pytest.approx(4.0) and a["sd"] == pytest.approx(1.0)
+    assert (a["ci_low"], a["ci_high"]) == pytest.approx((4.0 - half, 4.0 + half))
+    f = by[(A, "failure_load")]
+    assert f["mean"] == pytest.approx(4.0) and f["sd"] == pytest.approx(math.sqrt(13.0))
+    assert f["p"] == pytest.approx(stats.ttest_1samp([1, 3, 8], 0).pvalue)
+    assert by[(C, "bmd")]["n"] == 1 and by[(C, "bmd")]["ci_low"] is None
+    # interaction: A's BMD effects 3, 4, 5 against B's 0, 1 (C has one specimen: left out)
+    it = next(i for i in p["interactions"] if i["figure"] == "bmd")
+    ref = stats.f_oneway([3, 4, 5], [0, 1])
+    assert it["F"] == pytest.approx(ref.statistic) and it["p"] == pytest.approx(ref.pvalue)
+    text = paired_markdown(p)
+    assert f"+4.00 [{4 - half:+.2f}, {4 + half:+.2f}]" in text
+    assert "+3.00 (n = 1: no interval)" in text
+    assert f"F = {ref.statistic:.3g}, p = {ref.pvalue:.3g}" in text
+    # power: the largest SD of the failure-load differences is A's sqrt(13) (B: SD of 3, 4)
+    need = specimens_for_power(2.0, math.sqrt(13.0))
+    assert f"a trial needs {need} specimens per cohort" in text
+
+
+def test_trial_report_and_results_doc_carry_the_paired_differences(tmp_path):
+    import json
+
+    from scipy import stats
+
+    from fem.case import case_from_dict
+    from fem.report.results_doc import write_results_doc
+    from fem.report.trial_report import write_trial
+
+    case = case_from_dict({"title": "hand", "trial": {
+        "cohorts": [A, B, C], "arms": ["untreated", "combined"], "checkpoints": [2.0],
+        "seeds": [0, 1, 2], "attribution": False}, "output": {"fields": False}}, source="test")
+    report = write_trial(_hand_rows(), case, tmp_path)
+    half = stats.t.ppf(0.975, 2) / math.sqrt(3)
+    assert f"+4.00 [{4 - half:+.2f}, {4 + half:+.2f}]" in report["headline"]
+    assert (tmp_path / "paired.png").exists()
+    result = json.loads((tmp_path / "result.json").read_text())   # standard JSON: no NaN
+    assert result["paired"]["effects"][0]["cohort"] == A
+    doc = write_results_doc(tmp_path, tmp_path / "doc" / "results.md").read_text()
+    assert "## Against untreated: paired differences" in doc
+    assert f"combined: BMD +4.00 [{4 - half:+.2f}, {4 + half:+.2f}] points" in doc
+    assert "combined: BMD +3.00 points, failure load +3.00 points (n = 1: no interval)" in doc

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from fem.analysis.stats import interaction, paired_difference, paired_power, specimens_for_power
+from fem.analysis.stats import (interaction, mean_interval, paired_difference, paired_power,
+                                specimens_for_power)
 
 
 def test_paired_difference_matches_ttest_rel_and_hand_interval():
@@ -57,3 +58,14 @@ def test_power_textbook_values():
     assert (p < 0.05).mean() == pytest.approx(paired_power(10, 1.0, 1.0), abs=0.01)
     with pytest.raises(ValueError, match="cannot be detected"):
         specimens_for_power(0.0, 1.0)
+
+
+def test_mean_interval_is_scipys_one_sample_interval():
+    x = np.array([-3.1, -2.2, -4.0, -1.5])
+    r = mean_interval(x)
+    ref = stats.ttest_1samp(x, 0.0)
+    ci = ref.confidence_interval(0.95)
+    assert (r["ci_low"], r["ci_high"]) == pytest.approx((ci.low, ci.high))
+    assert r["p"] == pytest.approx(ref.pvalue)
+    with pytest.raises(ValueError, match="unknown"):
+        specimens_for_power(2.0, math.nan)      # n = 1: no SD, no trial size (and no 10,000-step loop)

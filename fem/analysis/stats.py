@@ -15,23 +15,23 @@ import numpy as np
 from scipy import stats
 
 
-def paired_difference(a, b, confidence: float = 0.95) -> dict:
-    """Mean of ``a - b`` over paired specimens, with its t-based confidence interval.
+def mean_interval(x, confidence: float = 0.95) -> dict:
+    """Mean of ``x`` with its t-based confidence interval and one-sample t-test against 0.
 
     Parameters
     ----------
-    a, b : (n,) values of two arms for the same n specimens (same units, e.g. % change)
+    x : (n,) values (e.g. one % change per specimen)
     confidence : two-sided coverage of the interval
 
     Returns
     -------
-    dict with ``n``, ``mean``, ``sd`` (of the differences), ``ci_low``, ``ci_high``,
-    ``t`` and ``p`` (two-sided, H0: mean difference 0). With n < 2 the spread is unknown:
-    ``sd``, the interval, ``t`` and ``p`` are NaN.
+    dict with ``n``, ``mean``, ``sd``, ``ci_low``, ``ci_high``, ``t`` and ``p`` (two-sided,
+    H0: mean 0). With n < 2 the spread is unknown: ``sd``, the interval, ``t`` and ``p``
+    are NaN.
     """
-    d = np.asarray(a, float) - np.asarray(b, float)
+    d = np.asarray(x, float)
     if d.ndim != 1:
-        raise ValueError(f"paired_difference: need two 1-D arrays of equal length, got shape {d.shape}")
+        raise ValueError(f"mean_interval: need a 1-D array, got shape {d.shape}")
     n = d.size
     mean = float(d.mean()) if n else math.nan
     out = {"n": n, "mean": mean, "sd": math.nan, "ci_low": math.nan, "ci_high": math.nan,
@@ -49,6 +49,26 @@ def paired_difference(a, b, confidence: float = 0.95) -> dict:
         out.update(t=math.copysign(math.inf, mean) if mean else math.nan,
                    p=0.0 if mean else 1.0)
     return out
+
+
+def paired_difference(a, b, confidence: float = 0.95) -> dict:
+    """Mean of ``a - b`` over paired specimens, with its t-based confidence interval.
+
+    Parameters
+    ----------
+    a, b : (n,) values of two arms for the same n specimens (same units, e.g. % change)
+    confidence : two-sided coverage of the interval
+
+    Returns
+    -------
+    dict as :func:`mean_interval` of the differences (``sd`` is their SD; ``p`` tests a
+    mean difference of 0).
+    """
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if a.ndim != 1 or a.shape != b.shape:
+        raise ValueError(f"paired_difference: need two 1-D arrays of equal length, got shapes "
+                         f"{a.shape} and {b.shape}")
+    return mean_interval(a - b, confidence)
 
 
 def interaction(effects: dict[str, np.ndarray]) -> dict:
@@ -110,6 +130,9 @@ def specimens_for_power(delta: float, sd: float, power: float = 0.8, alpha: floa
     """
     if delta == 0:
         raise ValueError("specimens_for_power: a difference of 0 cannot be detected")
+    if not math.isfinite(sd) or sd < 0:
+        raise ValueError(f"specimens_for_power: the SD of the differences is unknown ({sd:g}); "
+                         "it needs at least 2 specimens")
     for n in range(2, n_max + 1):
         if paired_power(n, abs(delta), sd, alpha) >= power:
             return n

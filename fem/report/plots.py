@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fem.analysis.paired import FIGURES
+
 ARM_COLOURS = {"untreated": "0.4", "alfacalcidol": "tab:blue", "menatetrenone": "tab:green",
                "combined": "tab:red"}
 COHORT_MARKERS = {"early-postmenopausal": "o", "late-postmenopausal": "s", "elderly-osteoporotic": "^"}
@@ -132,4 +134,69 @@ def attribution_bars(summary, cohorts, arms, time_years, path) -> list[Path]:
     ax.set_ylabel("change in failure load (%)")
     ax.set_title(f"Attribution of the strength change at {time_years:g} years")
     ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def size_study(table, years: float, path) -> list[Path]:
+    """Mean % change (95 % t interval as error bars; none with n = 1) against specimen
+    edge, one panel per figure; ``table``: rows of bench/size_study.collect (edge_mm,
+    cohort, arm, figure, n, mean, ci_low, ci_high); an arm named 'X - untreated' is the
+    paired difference, drawn in black."""
+    plt = _plt()
+    figures = list(dict.fromkeys(r["figure"] for r in table))
+    series = list(dict.fromkeys((r["cohort"], r["arm"]) for r in table))
+    fig, axes = plt.subplots(1, len(figures), figsize=(4.3 * len(figures), 4.2), squeeze=False,
+                             layout="constrained")
+    for ax, figure in zip(axes[0], figures):
+        for i, (cohort, arm) in enumerate(series):
+            rs = sorted((r for r in table if (r["cohort"], r["arm"], r["figure"]) == (cohort, arm, figure)),
+                        key=lambda r: r["edge_mm"])
+            if not rs:
+                continue
+            # a small sideways offset per series keeps overlapping error bars apart
+            x = np.array([r["edge_mm"] for r in rs]) + 0.04 * (i - (len(series) - 1) / 2)
+            y = np.array([r["mean"] for r in rs])
+            lo = np.array([r["mean"] - r["ci_low"] if r["n"] > 1 else 0.0 for r in rs])
+            hi = np.array([r["ci_high"] - r["mean"] if r["n"] > 1 else 0.0 for r in rs])
+            paired = arm.endswith(" - untreated")
+            colour = "k" if paired else ARM_COLOURS.get(arm, "0.2")
+            ax.errorbar(x, y, yerr=[lo, hi], color=colour, marker=COHORT_MARKERS.get(cohort, "o"),
+                        ls="--" if paired else "-", capsize=3, ms=5, label=f"{cohort}: {arm}")
+        ax.axhline(0, color="0.85", lw=0.8)
+        ax.set_xlabel("specimen edge (mm)")
+        ax.set_title(FIGURES.get(figure, figure))
+    axes[0][0].set_ylabel(f"{years:g}-year change (%, points for differences)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    # below the panels: inside, it would cover points
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(3, len(labels)), fontsize=8)
+    return _save(fig, path)
+
+
+def paired_differences(effects, path) -> list[Path]:
+    """Forest plot: each arm minus untreated (paired, percentage points), mean and 95 %
+    t interval per cohort, one panel per figure; n = 1: a hollow marker without a bar.
+    ``effects``: dicts of fem.analysis.paired.paired_effects."""
+    plt = _plt()
+    figures = list(dict.fromkeys(e["figure"] for e in effects))
+    keys = list(dict.fromkeys((e["cohort"], e["arm"]) for e in effects))
+    fig, axes = plt.subplots(1, len(figures), figsize=(3.6 * len(figures) + 2.5, 0.35 * len(keys) + 1.6),
+                             squeeze=False, sharey=True, layout="constrained")
+    y = {k: len(keys) - 1 - i for i, k in enumerate(keys)}
+    for ax, figure in zip(axes[0], figures):
+        for e in (e for e in effects if e["figure"] == figure):
+            colour = ARM_COLOURS.get(e["arm"], "k")
+            yy = y[(e["cohort"], e["arm"])]
+            marker = COHORT_MARKERS.get(e["cohort"], "o")
+            if e["n"] > 1 and e.get("ci_low") is not None and np.isfinite(e["ci_low"]):
+                ax.errorbar(e["mean"], yy, xerr=[[e["mean"] - e["ci_low"]], [e["ci_high"] - e["mean"]]],
+                            color=colour, marker=marker, capsize=3, ms=6)
+            else:
+                ax.plot(e["mean"], yy, marker=marker, mfc="w", mec=colour, ms=6, ls="none")
+        ax.axvline(0, color="0.6", lw=0.8)
+        ax.set_title(FIGURES.get(figure, figure))
+        ax.set_xlabel("arm - untreated (points)")
+    axes[0][0].set_yticks(list(y.values()), [f"{c}: {a} (n = {max(e['n'] for e in effects if (e['cohort'], e['arm']) == (c, a))})"
+                                             for c, a in y], fontsize=8)
+    fig.suptitle("Paired differences against untreated, 95 % t intervals (hollow: n = 1, no interval)",
+                 fontsize=9)
     return _save(fig, path)

@@ -8,6 +8,7 @@ from fem.analysis.compare import add_changes, bmd_only_exponent, summarise
 from fem.analysis.compare_methods import add_method_changes, summarise_methods
 from fem.case import case_to_dict
 from fem.report import plots
+from fem.report.paired_report import paired_markdown, paired_statistics
 from fem.report.result import versions, write_atomic, write_case_toml, write_json
 from fem.report.store import fields_folder
 from fem.report.tables import _pm, headline_markdown, write_csv
@@ -36,12 +37,15 @@ def write_trial(rows: list[dict], case, outdir, this_run: dict | None = None, ro
     final = max(t.checkpoints)
     write_csv(outdir / "trial.csv", rows)
     write_csv(outdir / "summary.csv", summary)
-    headline = headline_markdown(summary, final) + methods_markdown(methods, final)
+    paired = paired_statistics(rows, final)
+    headline = (headline_markdown(summary, final) + methods_markdown(methods, final)
+                + "\n" + paired_markdown(paired))
     write_atomic(outdir / "summary.md", f"# {case.title or 'Trial'}\n\n" + headline)
     exponents = {c: bmd_only_exponent(rows, c) for c in t.cohorts}
     figures = []
     figures += plots.strength_vs_bmd(rows, exponents, final, outdir / "strength_vs_bmd")
     figures += plots.trajectories(summary, t.cohorts, outdir / "trajectories")
+    figures += _paired_figure(paired, outdir)
     if t.attribution:
         figures += plots.attribution_bars(summary, t.cohorts, t.arms, final, outdir / "attribution")
     renders = _renders(outdir, t, roots or {}) if case.output.fields else []
@@ -51,7 +55,7 @@ def write_trial(rows: list[dict], case, outdir, this_run: dict | None = None, ro
         "case": case_to_dict(case), "versions": versions(), **total,
         **({"this_run": this_run} if this_run is not None else {}), "bmd_only_exponents": exponents, "summary": summary,
         **({"strength_methods": methods} if methods else {}),
-        "figures": [p.name for p in figures], "renders": [p.name for p in renders],
+        "paired": paired, "figures": [p.name for p in figures], "renders": [p.name for p in renders],
         "tables": ["trial.csv", "summary.csv", "summary.md"],
     })
     return {"summary": summary, "headline": headline}
@@ -79,6 +83,11 @@ def methods_markdown(methods: list[dict] | None, time_years: float) -> str:
         cells += [_pm(s, "nl_strain_at_ultimate", 4), _pm(s, "nl_yielded_fraction", 3)]
         lines.append(f"| {s['cohort']} | {s['arm']} | {s['n']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _paired_figure(paired: dict, outdir: Path) -> list[Path]:
+    """paired.png/.svg: every arm minus untreated with its interval (none without arms)."""
+    return plots.paired_differences(paired["effects"], outdir / "paired") if paired["effects"] else []
 
 
 def _renders(outdir: Path, t, roots: dict) -> list[Path]:

@@ -1,0 +1,116 @@
+"""Specimen size study (issue 20, section 1): the 2-year % changes of BMD, apparent modulus
+and failure load, untreated and combined, against the edge of the generated specimen.
+
+One trial per edge (fem.trial.run_trial, the trial machinery itself: same generator,
+spin-up, remodelling and solves), with the untreated and combined arms, solved after
+`--years`, no attribution; seeds are added one round at a time over every edge, so a run
+stopped early still covers every edge. Each edge's trial folder resumes (rows.jsonl).
+
+    ./bonefem exec nice -n 5 python3 bench/size_study.py -o results/size-study \\
+        --edges 2 3 4 --seeds 0 1 2 --cohorts early-postmenopausal
+    ./bonefem exec python3 bench/size_study.py -o results/size-study --collect   # figure only
+
+Writes OUT/size_study.csv, OUT/size_study.md and OUT/size_study.png/.svg (mean and 95 %
+t interval over seeds against edge; n = 1: the point alone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+from fem.analysis.compare import add_changes
+from fem.analysis.paired import FIGURES, change_intervals, paired_effects
+from fem.case import case_from_dict
+from fem.report.plots import size_study as plot_size_study
+from fem.report.result import write_atomic
+from fem.report.store import ROWS, read_rows
+from fem.report.tables import write_csv
+from fem.trial import run_trial
+
+ARMS = ["untreated", "combined"]
+
+
+def case_for(edge: float, seeds, cohorts, years: float, voxel: float):
+    """The trial case of one edge (mm)."""
+    return case_from_dict({
+        "title": f"size study: {edge:g} mm",
+        "trial": {"cohorts": list(cohorts), "arms": ARMS, "years": years, "checkpoints": [years],
+                  "seeds": list(seeds), "spinup_years": 1.0, "attribution": False,
+                  "specimen": {"size": edge, "voxel_size": voxel}},
+        "solver": {"rtol": 1e-6}, "output": {"fields": False}}, source="size_study")
+
+
+def folder(out: Path, edge: float) -> Path:
+    return out / f"edge-{edge:g}mm"
+
+
+def collect(out: Path, years: float) -> list[dict]:
+    """One table row per edge x cohort x (arm or combined-minus-untreated) x figure."""
+    table = []
+    for sub in sorted(out.glob("edge-*mm"), key=lambda p: float(p.name[5:-2])):
+        edge = float(sub.name[5:-2])
+        rows = add_changes(read_rows(sub / ROWS))
+
+        def common(cohort):
+            dofs = [r["dofs"] for r in rows if r["arm"] == "baseline" and r["cohort"] == cohort]
+            return {"edge_mm": edge, "dofs_baseline": round(sum(dofs) / len(dofs)) if dofs else None}
+        for c in change_intervals(rows, years):
+            table.append({**common(c["cohort"]), **{k: c[k] for k in ("cohort", "arm", "figure", "n", "mean",
+                                                                      "sd", "ci_low", "ci_high")}})
+        for e in paired_effects(rows, years):
+            table.append({**common(e["cohort"]), "cohort": e["cohort"], "arm": f"{e['arm']} - untreated",
+                          **{k: e[k] for k in ("figure", "n", "mean", "sd", "ci_low", "ci_high", "p")}})
+    # edge, then cohort, then untreated, treated arms, differences (stable sort)
+    return sorted(table, key=lambda r: (r["edge_mm"], r["cohort"]))
+
+
+def markdown(table: list[dict], years: float) -> str:
+    def cell(r):
+        if r["n"] < 2 or math.isnan(r["ci_low"]):
+            return f"{r['mean']:+.2f} (n = 1: no interval)"
+        return f"{r['mean']:+.2f} [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
+    keys = list(dict.fromkeys((r["edge_mm"], r["cohort"], r["arm"]) for r in table))
+    lines = [f"{years:g}-year change from baseline, % (mean [95 % t interval] over seeds); "
+             "'combined - untreated': paired difference, percentage points", "",
+             "| edge mm | DOF (baseline) | cohort | arm | n | " + " | ".join(FIGURES.values()) + " |",
+             "| --- " * (5 + len(FIGURES)) + "|"]
+    for edge, cohort, arm in keys:
+        rs = {r["figure"]: r for r in table if (r["edge_mm"], r["cohort"], r["arm"]) == (edge, cohort, arm)}
+        first = next(iter(rs.values()))
+        dof = first["dofs_baseline"]
+        lines.append(f"| {edge:g} | {dof if dof is not None else ''} | {cohort} | {arm} | {first['n']} | "
+                     + " | ".join(cell(rs[f]) if f in rs else "" for f in FIGURES) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-o", "--out", type=Path, required=True)
+    ap.add_argument("--edges", type=float, nargs="+", default=[2.0, 3.0, 4.0, 6.0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--cohorts", nargs="+", default=["early-postmenopausal", "late-postmenopausal",
+                                                     "elderly-osteoporotic"])
+    ap.add_argument("--years", type=float, default=2.0)
+    ap.add_argument("--voxel", type=float, default=0.04, help="voxel edge, mm")
+    ap.add_argument("--collect", action="store_true", help="only tabulate and plot finished rows")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    if not args.collect:
+        for k in range(1, len(args.seeds) + 1):        # one more seed per round, every edge
+            for edge in args.edges:
+                case = case_for(edge, args.seeds[:k], args.cohorts, args.years, args.voxel)
+                print(f"== {edge:g} mm, seeds {args.seeds[:k]} ({time.perf_counter() - t0:.0f} s)", flush=True)
+                run_trial(case, folder(args.out, edge), log=lambda *a, **kw: print(*a, flush=True))
+    table = collect(args.out, args.years)
+    write_csv(args.out / "size_study.csv", table)
+    write_atomic(args.out / "size_study.md", markdown(table, args.years))
+    plot_size_study(table, args.years, args.out / "size_study")
+    print(markdown(table, args.years))
+    print(f"total {time.perf_counter() - t0:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
