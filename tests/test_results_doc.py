@@ -131,3 +131,23 @@ def test_trial_report_and_results_doc_carry_the_paired_differences(tmp_path):
     assert "## Against untreated: paired differences" in doc
     assert f"combined: BMD +4.00 [{4 - half:+.2f}, {4 + half:+.2f}] points" in doc
     assert "combined: BMD +3.00 points, failure load +3.00 points (n = 1: no interval)" in doc
+
+
+def test_regenerating_results_keeps_the_sections_written_from_other_runs(tmp_path):
+    from fem.case import case_from_dict
+    from fem.report.results_doc import KEEP_MARK, write_results_doc
+    from fem.report.trial_report import write_trial
+
+    case = case_from_dict({"title": "hand", "trial": {
+        "cohorts": [A, B, C], "arms": ["untreated", "combined"], "checkpoints": [2.0],
+        "seeds": [0, 1, 2], "attribution": False}, "output": {"fields": False}}, source="test")
+    write_trial(_hand_rows(), case, tmp_path)
+    out = tmp_path / "doc" / "results.md"
+    out.parent.mkdir()
+    tail = f"{KEEP_MARK}\n\n## Real scan vs generated bone\n\nby hand\n"
+    out.write_text("# stale trial part\n\nold numbers\n\n" + tail)
+    doc = write_results_doc(tmp_path, out).read_text()
+    assert "old numbers" not in doc and "## Headline table" in doc
+    assert doc.endswith(tail) and doc.count(KEEP_MARK) == 1
+    out.write_text("# no mark\n")                 # without the mark nothing is kept
+    assert "no mark" not in write_results_doc(tmp_path, out).read_text()

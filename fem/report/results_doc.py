@@ -241,4 +241,18 @@ def write_results_doc(trial_dir, out="docs/results.md") -> Path:
         "(docs/trial.md, specimen size).",
         "",
     ]
-    return write_atomic(out, "\n".join(lines))
+    return write_atomic(out, "\n".join(lines) + _kept_tail(out))
+
+
+# Sections that other runs write into docs/results.md (e.g. the real-scan comparison of
+# cases/real-core.toml) follow this line; regenerating the trial's part keeps them.
+KEEP_MARK = "<!-- bonefem report keeps what follows: sections written from other runs -->"
+
+
+def _kept_tail(out: Path) -> str:
+    """The part of an existing ``out`` from KEEP_MARK on ("" without the mark)."""
+    try:
+        old = out.read_text()
+    except FileNotFoundError:
+        return ""
+    return "\n" + old[old.index(KEEP_MARK):] if KEEP_MARK in old else ""
