@@ -37,7 +37,7 @@ from fem.case import case_from_dict
 from fem.pipeline import solve_specimen
 from fem.remodel.arms import run_arm
 from fem.remodel.presets import arm_params
-from fem.trial import _measure, specimen_of
+from fem.trial import measure, specimen_of
 from fem.trial_cohorts import cohort_baseline
 
 COHORTS = ("early-postmenopausal", "late-postmenopausal", "elderly-osteoporotic")
@@ -105,7 +105,7 @@ quiet = lambda *a, **k: None  # noqa: E731
 
 def solve(state) -> dict:
     r = solve_specimen(specimen_of(state, e_ref), case, None, log=quiet)
-    m = _measure(state)
+    m = measure(state)
     return {"bmd_mg_per_cm3": m["bmd_mg_per_cm3"], "apparent_modulus_MPa": r["apparent_modulus_MPa"],
             "failure_load_N": r["pistoia"]["failure_load_N"], "dofs": r["dofs"]}
 

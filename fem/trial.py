@@ -50,7 +50,9 @@ def specimen_of(state, e_ref: float, mineral=None, quality=None, phi=None) -> Sp
     return spec
 
 
-def _measure(state) -> dict:
+def measure(state) -> dict:
+    """Morphometry of a remodelling state as a trial row reports it (BMD mg HA/cm^3,
+    BV/TV, TMD, Tb.Th mm, Tb.N /mm, Conn.D /mm^3, DA)."""
     mm = morphometry(state.phi > 0, state.spacing, fraction=state.fraction,
                      tmd=state.mineral * MATURE_TMD)
     return {k: mm.get(k) for k in MORPHOMETRY}
@@ -188,7 +190,7 @@ def specimen_rows(case: Case, cohort: str, seed: int, done: dict, solve, outdir,
     # Re-solve a finished baseline only if its field files (for the renders) are missing.
     if base_row is None or (fields and not (base_fields / "fields.pvd").exists()):
         r0 = solve(specimen_of(base, e_ref) if comm.rank == 0 else None, base_fields, nonlinear=True)
-        base_row = _row(cohort, seed, "baseline", 0.0, comm.bcast(root_call(comm, _measure, base), root=0),
+        base_row = _row(cohort, seed, "baseline", 0.0, comm.bcast(root_call(comm, measure, base), root=0),
                         r0, {}, None)
         base_row["key"] = base_key
         yield base_row, True
@@ -212,7 +214,7 @@ def specimen_rows(case: Case, cohort: str, seed: int, done: dict, solve, outdir,
             state = _snapshot(snaps, c) if comm.rank == 0 else None
             field_dir = fields_folder(outdir, cohort, seed, arm, c) if (fields and c == final) else None
             r = solve(specimen_of(state, e_ref) if comm.rank == 0 else None, field_dir, nonlinear=True)
-            m = comm.bcast(root_call(comm, _measure, state), root=0)
+            m = comm.bcast(root_call(comm, measure, state), root=0)
             extra = comm.bcast({"perforations": state.perforations, "activations": state.activations}
                                if comm.rank == 0 else None, root=0)
             parts = None

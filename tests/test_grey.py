@@ -145,7 +145,7 @@ def _grey_slab(n=12, h=0.05, lo=0.1637, hi=0.4262):
 def test_grey_image_solve_is_the_trial_baseline_and_analytic(tmp_path):
     from fem.case import case_from_dict
     from fem.pipeline import solve_specimen
-    from fem.trial import _measure, specimen_of
+    from fem.trial import measure, specimen_of
     from fem.trial_cohorts import cohort_baseline
     from tests.conftest import read_result, run_cli
 
@@ -166,7 +166,7 @@ def test_grey_image_solve_is_the_trial_baseline_and_analytic(tmp_path):
         "threshold": 120.0, "density_slope": slope, "density_intercept": -40.0 * slope,
         "mineral_from_grey": True}}}}, "t.toml", tmp_path).trial
     base = cohort_baseline(t, "scan", 0, 1 / 12)
-    assert _measure(base)["bv_tv"] == pytest.approx(r["bv_tv"], rel=1e-6)
+    assert measure(base)["bv_tv"] == pytest.approx(r["bv_tv"], rel=1e-6)
     case = case_from_dict({"specimen": {"image": "slab.npy", "voxel_size": 0.05},
                            "solver": {"rtol": 1e-10}}, "c.toml", tmp_path)
     trial_solve = solve_specimen(specimen_of(base, E), case, log=lambda *a: None)

@@ -15,7 +15,7 @@ from fem.specimen.levelset import from_mask, volume_fraction
 from fem.specimen.load import specimen_from_levelset
 from fem.specimen.scan import block_mean, crop_roi, scan_specimen
 from fem.specimen.vertebral import generate
-from fem.trial import _measure, specimen_of
+from fem.trial import measure, specimen_of
 from fem.trial_cohorts import cohort_baseline, turnover_of, untreated_of
 from tests.conftest import run_cli
 
@@ -64,7 +64,7 @@ def test_calibrated_scan_bmd_and_tissue_modulus_from_grey(tmp_path):
     # The trial's baseline keeps the measured mineral (no simulated history without spin-up):
     # BMD from the level set's volumes and m = 900 / 1100 is the same figure.
     base = cohort_baseline(t, "scan", 0, 1 / 12)
-    m = _measure(base)
+    m = measure(base)
     assert m["bv_tv"] == pytest.approx(bv_tv, rel=1e-5)
     assert m["bmd_mg_per_cm3"] == pytest.approx(900.0 * bv_tv, rel=1e-5)
     # Tissue modulus E = E_ref (TMD / 1100)^2.5 (fem.remodel.mineral) in every bone voxel.

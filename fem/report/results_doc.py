@@ -10,7 +10,7 @@ from fem.errors import BonefemError
 from fem.report.paired_report import interval_text, paired_markdown, paired_statistics
 from fem.report.result import write_atomic
 from fem.report.store import ROWS, read_rows
-from fem.report.tables import headline_markdown
+from fem.report.tables import headline_markdown, methods_markdown
 
 # Strength ~ apparent density^2 (Carter and Hayes 1977, J Bone Joint Surg Am 59:954), for a
 # cohort whose own exponent is missing.
@@ -130,8 +130,6 @@ def findings(summary, cohorts, arms, t, exponents=None, paired=None) -> list[str
 def strength_methods_section(result: dict, final: float) -> list[str]:
     """Lines of the 'Strength by two methods' section (Pistoia and nonlinear side by side,
     with their paired difference); none when the trial did not run the nonlinear test."""
-    from fem.report.trial_report import methods_markdown
-
     methods = result.get("strength_methods")
     if not methods:
         return []

@@ -42,3 +42,27 @@ def headline_markdown(summary: list[dict], time_years: float) -> str:
                      f"{_pm(s, 'strength_tissue_pct')} | {_pm(s, 'strength_architecture_pct')} | "
                      f"{_pm(s, 'perforations', 0)} |")
     return "\n".join(lines) + "\n"
+
+
+def methods_markdown(methods: list[dict] | None, time_years: float) -> str:
+    """Markdown table of the strength changes at ``time_years`` by Pistoia and by the
+    nonlinear test, with their paired difference (mean ± SD over specimens, %); "" when
+    the trial did not run the nonlinear test."""
+    if not methods:
+        return ""
+    rows = [s for s in methods if abs(s["time_years"] - time_years) < 1e-9 and s["arm"] != "baseline"]
+    lines = ["", f"Strength changes at {time_years:g} years by two methods, % (mean ± SD over "
+             "specimens): Pistoia failure load, nonlinear ultimate load and 0.2 % offset yield "
+             "load; 'nonlinear − Pistoia' is the paired difference of the changes, percentage "
+             "points (docs/nonlinear.md)", "",
+             "| cohort | arm | n | Pistoia | nonlinear ultimate | nonlinear yield | nonlinear − Pistoia "
+             "| Pistoia vs untr. | nonlinear vs untr. | nonlinear − Pistoia vs untr. "
+             "| strain at ultimate | yielded at ultimate |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for s in sorted(rows, key=lambda s: (s["cohort"], s["arm"])):
+        cells = [_pm(s, k) for k in ("d_failure_load_pct", "d_nl_ultimate_pct", "d_nl_yield_pct",
+                                     "diff_d_strength_pct", "du_failure_load_pct", "du_nl_ultimate_pct",
+                                     "diff_du_strength_pct")]
+        cells += [_pm(s, "nl_strain_at_ultimate", 4), _pm(s, "nl_yielded_fraction", 3)]
+        lines.append(f"| {s['cohort']} | {s['arm']} | {s['n']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -11,7 +11,7 @@ from fem.report import plots
 from fem.report.paired_report import paired_markdown, paired_statistics
 from fem.report.result import versions, write_atomic, write_case_toml, write_json
 from fem.report.store import fields_folder
-from fem.report.tables import _pm, headline_markdown, write_csv
+from fem.report.tables import headline_markdown, methods_markdown, write_csv
 from fem.report.view import side_by_side
 
 
@@ -59,30 +59,6 @@ def write_trial(rows: list[dict], case, outdir, this_run: dict | None = None, ro
         "tables": ["trial.csv", "summary.csv", "summary.md"],
     })
     return {"summary": summary, "headline": headline}
-
-
-def methods_markdown(methods: list[dict] | None, time_years: float) -> str:
-    """Markdown table of the strength changes at ``time_years`` by Pistoia and by the
-    nonlinear test, with their paired difference (mean ± SD over specimens, %); "" when
-    the trial did not run the nonlinear test."""
-    if not methods:
-        return ""
-    rows = [s for s in methods if abs(s["time_years"] - time_years) < 1e-9 and s["arm"] != "baseline"]
-    lines = ["", f"Strength changes at {time_years:g} years by two methods, % (mean ± SD over "
-             "specimens): Pistoia failure load, nonlinear ultimate load and 0.2 % offset yield "
-             "load; 'nonlinear − Pistoia' is the paired difference of the changes, percentage "
-             "points (docs/nonlinear.md)", "",
-             "| cohort | arm | n | Pistoia | nonlinear ultimate | nonlinear yield | nonlinear − Pistoia "
-             "| Pistoia vs untr. | nonlinear vs untr. | nonlinear − Pistoia vs untr. "
-             "| strain at ultimate | yielded at ultimate |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for s in sorted(rows, key=lambda s: (s["cohort"], s["arm"])):
-        cells = [_pm(s, k) for k in ("d_failure_load_pct", "d_nl_ultimate_pct", "d_nl_yield_pct",
-                                     "diff_d_strength_pct", "du_failure_load_pct", "du_nl_ultimate_pct",
-                                     "diff_du_strength_pct")]
-        cells += [_pm(s, "nl_strain_at_ultimate", 4), _pm(s, "nl_yielded_fraction", 3)]
-        lines.append(f"| {s['cohort']} | {s['arm']} | {s['n']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def _paired_figure(paired: dict, outdir: Path) -> list[Path]:
