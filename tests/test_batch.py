@@ -380,7 +380,11 @@ def test_image_batch_under_mpirun_gives_the_analytic_moduli(scans, tmp_path, k):
     out = tmp_path / "b"
     proc = run_cli("batch", template, "--images", str(d / "*.n*"), "--ranks-per-job", k,
                    "-o", out, mpi=2)
-    assert proc.returncode == 2 and "1 of 3 batch jobs failed" in proc.stderr, proc.stderr
+    # With stdin on /dev/null (as in CI), Open MPI 5's output forwarding now and then delivers
+    # rank 0's stderr on mpirun's stdout (measured: 2 of 20 runs): the user sees the line on
+    # the terminal either way, so it is looked for in both streams.
+    shown = proc.stdout + proc.stderr
+    assert proc.returncode == 2 and "1 of 3 batch jobs failed" in shown, shown
     table = _table(out / "images.csv")
     assert float(table["solid.npy"]["apparent_modulus_MPa"]) == pytest.approx(8000.0, rel=1e-9)
     assert float(table["column.nii.gz"]["apparent_modulus_MPa"]) == pytest.approx(4000.0, rel=1e-9)
