@@ -75,6 +75,17 @@ class RemodelParams:
     primary_mineral: float = 0.6         # relative mineral content of new bone
     tau_secondary: float = 3.0           # years, secondary mineralisation
     quality: float = 1.0                 # matrix quality of bone formed now
+    # Mechanism search (docs/model.md section 15), off by default: when thickness_ref
+    # (mm) is set, a BMU's balance is balance + thickness_shift x min(T, 2 ref) / ref,
+    # T the local thickness under its site when it was dug (cavities dug before, with
+    # no T, take T = ref).
+    thickness_ref: float | None = None
+    thickness_shift: float = 0.0
+    # Mechanism search, off by default: when thin_ref (mm) is set, an extra activation
+    # frequency thin_activation (1/yr) starts BMUs only on surface whose local thickness
+    # is below thin_ref (the drug's extra resorption goes to thin trabeculae).
+    thin_ref: float | None = None
+    thin_activation: float = 0.0
 
 
 @dataclass
@@ -86,6 +97,7 @@ class Bmu:
     area: float          # mm^2, bone surface in the footprint when dug
     filled: float = 0.0  # fraction of g refilled so far
     formed: float = 0.0  # mm^3 refilled so far
+    thickness: float | None = None  # mm, local thickness at the site (thickness_ref only)
 
 
 @dataclass
@@ -232,13 +244,21 @@ def _sizes(p: RemodelParams, zd, za):
     return depth, np.sqrt(area / np.pi)
 
 
+def _balance(p: RemodelParams, b: Bmu) -> float:
+    """Formed / resorbed volume of one BMU (p.balance unless thickness_ref is set)."""
+    if p.thickness_ref is None:
+        return p.balance
+    t = p.thickness_ref if b.thickness is None else min(b.thickness, 2.0 * p.thickness_ref)
+    return p.balance + p.thickness_shift * t / p.thickness_ref
+
+
 def _form(state: BoneState, p: RemodelParams, t_end: float, vox: float) -> None:
     """Progressive refilling of every open BMU to its fill at ``t_end``; closes finished ones."""
     rs, fp = p.resorption_days / 365.25, p.formation_days / 365.25
     still_open = []
     for b in state.bmus:
         age = t_end - b.start
-        target = p.balance * min(max((age - rs) / fp, 0.0), 1.0)
+        target = _balance(p, b) * min(max((age - rs) / fp, 0.0), 1.0)
         if target > b.filled:
             local = state.phi[b.box]
             f0 = volume_fraction(local, state.spacing)
@@ -272,7 +292,10 @@ def activate(state: BoneState, p: RemodelParams, centre, depth: float, radius: f
     box, c, site, normal = _cavity(state.phi, state.spacing, centre, depth, radius)
     g = carve(state.phi[box], c)
     g[state.open_count[box] > 0] = 0.0       # no digging into another open BMU
-    thickness = local_thickness_at(state.phi, state.spacing, site, normal, 1.5 * depth)
+    # The perforation test needs the chord only up to the depth; the thickness-scaled
+    # balance needs it up to 2 x thickness_ref (beyond, it is capped).
+    reach = 1.5 * depth if p.thickness_ref is None else max(1.5 * depth, 2.0 * p.thickness_ref)
+    thickness = local_thickness_at(state.phi, state.spacing, site, normal, reach)
     local = state.phi[box]
     f0 = volume_fraction(local, state.spacing)
     area = float(np.count_nonzero(band[box] & (g > 0))) * h * h
@@ -285,7 +308,8 @@ def activate(state: BoneState, p: RemodelParams, centre, depth: float, radius: f
         state.events.append({"time": state.time, "depth": depth, "thickness": thickness})
         return True
     state.open_count[box] += (g > 0).astype(np.int16)
-    state.bmus.append(Bmu(box, g, state.time, dv, area))
+    state.bmus.append(Bmu(box, g, state.time, dv, area,
+                          thickness=None if p.thickness_ref is None else thickness))
     return False
 
 
@@ -309,16 +333,31 @@ def step(state: BoneState, p: RemodelParams, dt: float, seed: int, step_index: i
         # Saturates when nearly all the surface is open (Ac.f x BS/QS > ACF_MAX): then
         # every candidate on quiescent surface starts a BMU and the realised Ac.f is lower.
         accept_below = min(p.activation_frequency / ACF_MAX * n_band / n_q, 1.0)
+    # Extra candidates above accept_below start BMUs on thin surface only (thin_ref set);
+    # the others are those of an arm without the option (common random numbers).
+    accept_thin = accept_below
+    if p.thin_ref is not None and n_q > 0:
+        accept_thin = min((p.activation_frequency + p.thin_activation) / ACF_MAX * n_band / n_q, 1.0)
     perforated_any = False
-    for k in np.flatnonzero(u < accept_below):
+    for k in np.flatnonzero(u < accept_thin):
         centre = tuple(idx[k])
         if quiescent[centre] and not state.open_count[centre]:
+            if u[k] >= accept_below and not _is_thin(state, centre, p.thin_ref):
+                continue
             perforated_any |= activate(state, p, centre, *_sizes(p, zd[k], za[k]), band=band)
     if perforated_any:
         _resorb_fragments(state)
 
     mineralise(state.mineral, dt, p.tau_secondary)
     state.time = t_end
+
+
+def _is_thin(state: BoneState, centre, ref: float) -> bool:
+    """Whether the trabecula under surface voxel ``centre`` is thinner than ``ref`` (mm)."""
+    sp = np.asarray(state.spacing, float)
+    n = _normal(state.phi, state.spacing, centre)
+    site = (np.asarray(centre) + 0.5) * sp + float(state.phi[centre]) * n
+    return local_thickness_at(state.phi, state.spacing, site, n, ref) < ref
 
 
 def _resorb_fragments(state: BoneState) -> None:

@@ -88,11 +88,12 @@ def arm_change(cohort: str, arm: str, setting: Setting = Setting(), factors=None
 
 
 def fit(arm: str, names: list[str], bounds: list[tuple], targets: dict, setting=Setting(),
-        log=print, max_evaluations: int = 40) -> dict:
+        log=print, max_evaluations: int = 40, factors=None) -> dict:
     """Fit parameters ``names`` (within ``bounds``) to ``targets`` {cohort: percent}.
 
     For arm 'untreated' the names are BMU parameters of the one target cohort; for a
-    drug they are its factors, shared by every cohort. Returns a record: fitted values,
+    drug they are its factors, shared by every cohort (``factors``: a variant of the
+    drug's factors to start from, default the preset file's). Returns a record: fitted values,
     achieved mean changes, evaluations, seconds, setting and whether it converged.
     """
     t0 = time.perf_counter()
@@ -107,7 +108,7 @@ def fit(arm: str, names: list[str], bounds: list[tuple], targets: dict, setting=
             p = dataclasses.replace(base, **dict(zip(names, x)))
             return {cohort: float(np.mean(bmd_change(cohort, p, setting)))}
     else:
-        factors = drug_factors(arm)
+        factors = dict(factors) if factors is not None else drug_factors(arm)
         unknown = set(names) - set(FACTORS)
         if unknown:
             raise ValueError(f"cannot fit {sorted(unknown)}; drug factors are {sorted(FACTORS)}")

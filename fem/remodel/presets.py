@@ -12,6 +12,19 @@ holds one set of factors applied to them, the same for every cohort:
 - ``activation_frequency``, ``balance`` (optional): absolute values that replace the
   cohort's instead (a drug that sets turnover or the per-BMU balance to its own level,
   whatever the cohort's untreated state); the factors above then do not apply to them
+- ``balance_shift_acf_ref`` (optional, 1/yr; mechanism search, docs/model.md section 15):
+  the drug adds a fixed osteoblast supply per unit of surface and year, shared by the
+  cohort's BMUs, so the per-BMU shift is ``balance_shift x ref / Ac.f`` (Ac.f: the
+  cohort's untreated activation frequency)
+- ``balance_thickness_ref`` (optional, mm; mechanism search): the overfill of each BMU
+  scales with the local thickness T of the trabecula it digs into,
+  ``balance_shift x min(T, 2 ref) / ref`` (fem.remodel.bmu.RemodelParams.thickness_ref)
+
+- ``thin_activation_ref`` (optional, mm; mechanism search): the drug's extra activation,
+  (activation_factor - 1) x Ac.f, starts BMUs only on surface whose local thickness is
+  below ref (fem.remodel.bmu.RemodelParams.thin_ref); needs activation_factor >= 1
+
+These optional keys are off (None) by default and then change nothing.
 
 so one drug acts on every cohort through the same mechanism, and the cohorts' different
 responses come from their bone, not from per-cohort values: a drug file with
@@ -31,7 +44,8 @@ from fem.remodel.bmu import RemodelParams
 FOLDER = Path(__file__).with_name("presets")
 ARMS = ("untreated", "alfacalcidol", "menatetrenone", "combined")
 FACTORS = {"activation_factor": 1.0, "depth_factor": 1.0, "balance_shift": 0.0,
-           "tau_factor": 1.0, "quality": 1.0, "activation_frequency": None, "balance": None}
+           "tau_factor": 1.0, "quality": 1.0, "activation_frequency": None, "balance": None,
+           "balance_shift_acf_ref": None, "balance_thickness_ref": None, "thin_activation_ref": None}
 
 
 def _read(path: Path) -> dict:
@@ -99,14 +113,35 @@ def apply_factors(base: RemodelParams, factors: dict) -> RemodelParams:
     """BMU parameters under a drug: the cohort's untreated values with the factors applied."""
     acf = factors.get("activation_frequency")
     balance = factors.get("balance")
+    shift = factors["balance_shift"]
+    acf_ref = factors.get("balance_shift_acf_ref")
+    if acf_ref is not None:
+        # A fixed supply of extra formation per unit surface, shared by the cohort's BMUs.
+        shift = shift * acf_ref / base.activation_frequency
+    thickness_ref = factors.get("balance_thickness_ref")
+    extra = {}
+    if thickness_ref is not None:
+        # The shift is applied per BMU, scaled by the local thickness (fem.remodel.bmu).
+        extra = {"thickness_ref": thickness_ref, "thickness_shift": shift}
+        shift = 0.0
+    thin_ref = factors.get("thin_activation_ref")
+    acf = acf if acf is not None else base.activation_frequency * factors["activation_factor"]
+    if thin_ref is not None:
+        if factors["activation_factor"] < 1.0:
+            raise BonefemError(f"thin_activation_ref needs activation_factor >= 1, got "
+                               f"{factors['activation_factor']}")
+        # The cohort's own activation everywhere; the drug's extra on thin surface only.
+        extra.update(thin_ref=thin_ref, thin_activation=acf - base.activation_frequency)
+        acf = base.activation_frequency
     return replace(
         base,
-        activation_frequency=acf if acf is not None else base.activation_frequency * factors["activation_factor"],
+        activation_frequency=acf,
         resorption_depth=base.resorption_depth * factors["depth_factor"],
         resorption_depth_sd=base.resorption_depth_sd * factors["depth_factor"],
-        balance=balance if balance is not None else base.balance + factors["balance_shift"],
+        balance=balance if balance is not None else base.balance + shift,
         tau_secondary=base.tau_secondary * factors["tau_factor"],
         quality=factors["quality"],
+        **extra,
     )
 
 
