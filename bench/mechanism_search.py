@@ -11,7 +11,8 @@ Nothing is fitted to late or elderly.
 ./bonefem exec python3 bench/mechanism_search.py [--only NAME ...] [--seeds 0 1 2] [--strength]
 
 Serial; 3 mm specimens at 40 um, 2 years after a 1-year spin-up (calibrate.Setting).
-Writes bench/out/mechanism_search.json (per-seed changes, fitted values, seconds).
+Writes bench/out/mechanism_search.json (per-seed changes, fitted values, seconds); the
+log of the runs in docs/model.md section 15 is bench/out/mechanism_search.log.
 ``--strength`` (after the BMD run, which it reads) also solves each candidate's 2-year
 state and the untreated one with the Pistoia criterion: failure load change from
 baseline and paired against untreated (same specimen and seed), per seed.
