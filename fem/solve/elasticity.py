@@ -300,4 +300,5 @@ def _solve_matfree(system: System, uh, spacing, modulus_cells, poisson, test, pi
             ksp.destroy()
         b.destroy()
         mg.destroy()
+        memory.release_free_heap()      # before the post-processing's allocations
     return stats, info

@@ -48,11 +48,13 @@ def boundary_conditions(V, test: str, strain: float, height: float, pins=None):
         raise ValueError(f"unknown load case {test!r}; expected one of {LOAD_CASES}")
     msh = V.mesh
     tol = 1e-6 * height
-    # The faces' vertices, not their facets: the mesh spans z in [0, height], so a vertex
-    # at z = 0 or height lies on a boundary face of its cell there, and vertex -> cell
-    # connectivity (4 B per cell corner) is all this needs. Locating boundary facets
-    # builds every facet of the mesh (about 50 B per DOF on a voxel mesh, held until the
-    # mesh goes), which nothing else in a solve uses.
+    # The faces' vertices, not their facets: locating boundary facets builds every facet
+    # of the mesh (about 50 B per DOF on a voxel mesh, held as long as the mesh), which
+    # nothing else in a solve uses; vertex -> cell connectivity (4 B per cell corner) is
+    # all this needs. On a voxel mesh spanning z in [0, height] a vertex on either plane
+    # lies on a face of its cell there, so the DOFs are the same (tests/test_solver_memory.py);
+    # on a tetrahedral mesh a vertex that touches a plane without a face there is now
+    # held too (a point touching the platen).
     msh.topology.create_connectivity(0, msh.topology.dim)
     bottom = dolfinx.mesh.locate_entities(msh, 0, lambda x: np.abs(x[2]) < tol)
     top = dolfinx.mesh.locate_entities(msh, 0, lambda x: np.abs(x[2] - height) < tol)
