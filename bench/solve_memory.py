@@ -109,6 +109,7 @@ def profile(path: Path, rtol: float) -> list[dict]:
         state.pop("ksp").destroy()
         state.pop("b").destroy()
         state.pop("mg").destroy()
+        memory.release_free_heap()
 
     def post():
         import dolfinx.fem
