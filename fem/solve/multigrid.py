@@ -140,11 +140,16 @@ class LevelOperator:
         import dolfinx.la
 
         n_nodes = self.imap.size_local + self.imap.num_ghosts
-        yv = self._y()
-        yv.array[:] = sum(voxel_kernel.diagonal(c, w, b, n_nodes) for c, w, b in self.groups)
-        yv.scatter_reverse(dolfinx.la.InsertMode.add)
+        diag = voxel_kernel.diagonal(*self.groups[0], n_nodes)
+        for c, w, b in self.groups[1:]:
+            diag += voxel_kernel.diagonal(c, w, b, n_nodes)
         da = d.getArray()
-        da[:] = yv.array[: self.n_owned]
+        if self.serial:     # no ghosts: straight into d (PETSc sets the smoothers up while
+            da[:] = diag    # the estimator's vectors exist: no more temporaries than this)
+        else:
+            self.yv.array[:] = diag
+            self.yv.scatter_reverse(dolfinx.la.InsertMode.add)
+            da[:] = self.yv.array[: self.n_owned]
         da[self.bcs_owned] = 1.0
 
     def as_petsc(self, comm) -> PETSc.Mat:
