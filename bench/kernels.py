@@ -52,7 +52,7 @@ def main(path):
                                   pin_points(grid.points))
     t0 = time.perf_counter()
     mg = VoxelMultigrid(problem.V, grid.spacing, modulus, 0.3, problem.bcs, "uniaxial",
-                        pin_points(grid.points))
+                        pin_points(grid.points), keep_levels=True)
     print(f"{path}: DOF per level {mg.level_dofs()}, hierarchy set-up {time.perf_counter() - t0:.2f} s")
     lib = vk._load()
     ffi = lib.ffi

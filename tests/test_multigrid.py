@@ -151,7 +151,7 @@ def test_operators_equal_assembled_and_galerkin(test, exact):
     msh, original = create_dolfinx_mesh(MPI.COMM_SELF, grid.points, grid.cells)
     s = assemble_system(msh, E[original], 0.3, test, -0.01, grid.extent[2], pin_points(grid.points))
     mg = VoxelMultigrid(s.V, grid.spacing, E[original], 0.3, s.bcs, test, pin_points(grid.points),
-                        coarse_dofs=500, exact=exact)
+                        coarse_dofs=500, exact=exact, keep_levels=True)
     assert mg.levels >= 3
     x = s.b.duplicate()
     x.setRandom(PETSc.Random().create(MPI.COMM_SELF))

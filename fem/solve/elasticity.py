@@ -14,7 +14,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from fem.errors import SolverError
-from fem.solve import loadcases, solver
+from fem.solve import loadcases, memory, solver
 
 BREAKDOWNS = ("DIVERGED_INDEFINITE_PC", "DIVERGED_INDEFINITE_MAT", "DIVERGED_BREAKDOWN", "DIVERGED_NANORINF",
               "DIVERGED_PC_FAILED")
@@ -273,13 +273,20 @@ def _solve_matfree(system: System, uh, spacing, modulus_cells, poisson, test, pi
     from fem.solve.multigrid import VoxelMultigrid
 
     t0 = time.perf_counter()
+    memory.release_free_heap()
     mg = VoxelMultigrid(system.V, spacing, modulus_cells, poisson, system.bcs, test, pins)
     b = mg.rhs(system.bcs)
-    ksp = mg.ksp(rtol, max_iterations)
-    timings["assembly"] = time.perf_counter() - t0     # set-up of the hierarchy
+    # The solve needs only the constrained DOFs (in mg) and b: drop the DirichletBCs and
+    # their subspaces' dofmaps (the caller no longer uses them; a fallback rebuilds them).
+    system.bcs = None
+    memory.release_free_heap()
     info = {"ksp": "cg", "pc": "geometric multigrid (matrix-free voxel operator)",
             "preset": "matfree", "levels": mg.levels, "level_dofs": mg.level_dofs()}
+    ksp = None
     try:
+        # set-up of the hierarchy and the preconditioner (smoothers, coarsest factorisation)
+        ksp = mg.ksp(rtol, max_iterations, fixed=True)
+        timings["assembly"] = time.perf_counter() - t0
         stats = solver.solve(ksp, b, uh.x.petsc_vec)
     except PETSc.Error as exc:
         if isinstance(exc.__cause__, KeyboardInterrupt):
@@ -289,7 +296,9 @@ def _solve_matfree(system: System, uh, spacing, modulus_cells, poisson, test, pi
         raise SolverError(f"the multigrid preconditioner failed (PETSc error {exc.ierr})",
                           reason="DIVERGED_PC_FAILED") from exc
     finally:
-        ksp.destroy()
+        if ksp is not None:
+            ksp.destroy()
         b.destroy()
         mg.destroy()
+        memory.release_free_heap()      # before the post-processing's allocations
     return stats, info

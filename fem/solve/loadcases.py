@@ -47,15 +47,27 @@ def boundary_conditions(V, test: str, strain: float, height: float, pins=None):
     if test not in LOAD_CASES:
         raise ValueError(f"unknown load case {test!r}; expected one of {LOAD_CASES}")
     msh = V.mesh
-    fdim = msh.topology.dim - 1
     tol = 1e-6 * height
-    bottom = dolfinx.mesh.locate_entities_boundary(msh, fdim, lambda x: np.abs(x[2]) < tol)
-    top = dolfinx.mesh.locate_entities_boundary(msh, fdim, lambda x: np.abs(x[2] - height) < tol)
+    # The faces' vertices, not their facets: locating boundary facets builds every facet
+    # of the mesh (about 50 B per DOF on a voxel mesh, held as long as the mesh), which
+    # nothing else in a solve uses; vertex -> cell connectivity (4 B per cell corner) is
+    # all this needs. On a voxel mesh spanning z in [0, height] a vertex on either plane
+    # lies on a face of its cell there, so the DOFs are the same (tests/test_solver_memory.py);
+    # on a tetrahedral mesh a vertex that touches a plane without a face there is now
+    # held too (a point touching the platen).
+    msh.topology.create_connectivity(0, msh.topology.dim)
+    bottom = dolfinx.mesh.locate_entities(msh, 0, lambda x: np.abs(x[2]) < tol)
+    top = dolfinx.mesh.locate_entities(msh, 0, lambda x: np.abs(x[2] - height) < tol)
     zero, uz = PETSc.ScalarType(0.0), PETSc.ScalarType(strain * height)
 
-    def fix(comp, facets, value, dim=fdim):
-        dofs = dolfinx.fem.locate_dofs_topological(V.sub(comp), dim, facets)
-        return dolfinx.fem.dirichletbc(value, dofs, V.sub(comp)), dofs
+    # One subspace per component, shared by its conditions: each V.sub() copies the
+    # dofmap (4 B per cell corner) and every condition keeps its subspace alive.
+    subs = {}
+
+    def fix(comp, vertices, value):
+        sub = subs.setdefault(comp, V.sub(comp))
+        dofs = dolfinx.fem.locate_dofs_topological(sub, 0, vertices)
+        return dolfinx.fem.dirichletbc(value, dofs, sub), dofs
 
     bc_bot, _ = fix(2, bottom, zero)
     bc_top, top_dofs = fix(2, top, uz)
@@ -66,7 +78,7 @@ def boundary_conditions(V, test: str, strain: float, height: float, pins=None):
     else:
         a, b = pins
         va, vb = _vertices_at(msh, a, tol), _vertices_at(msh, b, tol)
-        bcs += [fix(0, va, zero, 0)[0], fix(1, va, zero, 0)[0], fix(1, vb, zero, 0)[0]]
+        bcs += [fix(0, va, zero)[0], fix(1, va, zero)[0], fix(1, vb, zero)[0]]
     # Unrolled z-DOF indices (block size 3) of the owned top-face nodes.
     n_owned = V.dofmap.index_map.size_local * V.dofmap.index_map_bs
     top_dofs = np.asarray(top_dofs)

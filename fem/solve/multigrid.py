@@ -28,7 +28,7 @@ import numpy as np
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from fem.solve import transfer, voxel_kernel
+from fem.solve import memory, transfer, voxel_kernel
 from fem.solve.voxel_levels import (CoarseLevel, Constraints, boundary_dofs, element_matrices,
                                     first_coarse, next_coarse, node_holders)
 
@@ -94,20 +94,29 @@ class LevelOperator:
         # takes part in the collective scatters)
         self.serial = imap.comm.size == 1
         self.xv = dolfinx.la.vector(imap, bs=3)
-        self.yv = dolfinx.la.vector(imap, bs=3)
+        # on one rank mult() accumulates straight into PETSc's y: no second work vector
+        # held through the solve (one vector of the level, 8 B per DOF)
+        self.yv = None if self.serial else dolfinx.la.vector(imap, bs=3)
+
+    def _y(self):
+        """The y work vector (ghosted): the persistent one, or a temporary on one rank."""
+        import dolfinx.la
+
+        return self.yv if self.yv is not None else dolfinx.la.vector(self.imap, bs=3)
 
     def apply_local(self, x_owned: np.ndarray, constrained: bool = True) -> np.ndarray:
         """K (I - D) x for owned entries ``x_owned``; returns the owned part (no D rows)."""
         import dolfinx.la
 
-        xw, yw = self.xv.array, self.yv.array
+        yv = self._y()
+        xw, yw = self.xv.array, yv.array
         xw[: self.n_owned] = x_owned
         self.xv.scatter_forward()
         if constrained:
             xw[self.bcs] = 0.0
         self._products(xw, yw)
-        self.yv.scatter_reverse(dolfinx.la.InsertMode.add)
-        return yw[: self.n_owned]
+        yv.scatter_reverse(dolfinx.la.InsertMode.add)
+        return yw[: self.n_owned] if yv is self.yv else yw[: self.n_owned].copy()
 
     def _products(self, xw: np.ndarray, yw: np.ndarray) -> None:
         """yw = K xw over the local elements (owned and ghost entries)."""
@@ -131,10 +140,16 @@ class LevelOperator:
         import dolfinx.la
 
         n_nodes = self.imap.size_local + self.imap.num_ghosts
-        self.yv.array[:] = sum(voxel_kernel.diagonal(c, w, b, n_nodes) for c, w, b in self.groups)
-        self.yv.scatter_reverse(dolfinx.la.InsertMode.add)
+        diag = voxel_kernel.diagonal(*self.groups[0], n_nodes)
+        for c, w, b in self.groups[1:]:
+            diag += voxel_kernel.diagonal(c, w, b, n_nodes)
         da = d.getArray()
-        da[:] = self.yv.array[: self.n_owned]
+        if self.serial:     # no ghosts: straight into d (PETSc sets the smoothers up while
+            da[:] = diag    # the estimator's vectors exist: no more temporaries than this)
+        else:
+            self.yv.array[:] = diag
+            self.yv.scatter_reverse(dolfinx.la.InsertMode.add)
+            da[:] = self.yv.array[: self.n_owned]
         da[self.bcs_owned] = 1.0
 
     def as_petsc(self, comm) -> PETSc.Mat:
@@ -252,6 +267,31 @@ def coarse_matrix(comm, sl: SlabLevel) -> PETSc.Mat:
     return A
 
 
+def _petsc_library():
+    """ctypes handle of the PETSc library petsc4py loaded (for the one call petsc4py lacks)."""
+    import ctypes
+
+    with open("/proc/self/maps") as f:
+        paths = {line.split()[-1] for line in f if "libpetsc" in line and ".so" in line}
+    if not paths:
+        raise RuntimeError("multigrid: the PETSc library is not loaded")
+    return ctypes.CDLL(sorted(paths)[0])
+
+
+def _drop_estimator(smoother: PETSc.KSP) -> None:
+    """KSPChebyshevEstEigSet(smoother, 0, 0, 0, 0): destroy a set-up Chebyshev smoother's
+    eigenvalue estimator (the computed bounds are kept; PETSc 3.22 cheby.c)."""
+    import ctypes
+
+    if smoother.getType() != PETSc.KSP.Type.CHEBYSHEV:
+        return
+    f = _petsc_library().KSPChebyshevEstEigSet
+    f.argtypes = [ctypes.c_void_p] + [ctypes.c_double] * 4
+    f.restype = ctypes.c_int
+    if f(smoother.handle, 0.0, 0.0, 0.0, 0.0) != 0:
+        raise RuntimeError("multigrid: KSPChebyshevEstEigSet failed")
+
+
 class VoxelMultigrid:
     """Operators, transfers and a configured CG + multigrid KSP for one voxel problem.
 
@@ -266,10 +306,15 @@ class VoxelMultigrid:
     split : level 1 with one node copy per piece of bone in each node's support
         (fem.solve.coarse_pieces), so that the coarse space does not tie together
         trabeculae that do not touch
+    keep_levels : keep every level's arrays (``slabs[i].level``, node coordinates) and the
+        transfers' arguments after the set-up, for :meth:`transfer_matrices` and tests;
+        otherwise they are released once the operators are built (the solve does not
+        need them: 30-40 B per fine DOF, docs/benchmark.md)
     """
 
     def __init__(self, V, spacing, modulus_cells, poisson, bcs, test, pins=None,
-                 coarse_dofs=COARSE_DOFS, max_levels=MAX_LEVELS, exact=False, split=SPLIT):
+                 coarse_dofs=COARSE_DOFS, max_levels=MAX_LEVELS, exact=False, split=SPLIT,
+                 keep_levels=False):
         comm = V.mesh.comm
         self.comm = comm
         h = np.asarray(spacing, dtype=float)
@@ -323,13 +368,20 @@ class VoxelMultigrid:
             fine_bc, n_global = sl.op.bcs_owned, sl.level.dofs
         self.ops = [self.fine.as_petsc(comm)] + [sl.op.as_petsc(comm) for sl in self.slabs[:-1]]
         self.coarse = coarse_matrix(comm, self.slabs[-1])
+        self._dofs = [sl.level.dofs for sl in self.slabs]
+        last = self.slabs[-1]
+        self._coarse_xyz = last.node_ijk[: last.imap.size_local] * last.level.spacing
+        if not keep_levels:
+            self._transfer_args = None
+            for sl in self.slabs:
+                sl.level = sl.node_ijk = sl.bc_global = None
 
     @property
     def levels(self) -> int:
         return 1 + len(self.slabs)
 
     def level_dofs(self) -> list[int]:
-        return [self.ops[0].getSize()[0]] + [sl.level.dofs for sl in self.slabs]
+        return [self.ops[0].getSize()[0]] + self._dofs
 
     def rhs(self, bcs) -> PETSc.Vec:
         """b = -(I - D) K g + D g for the prescribed displacements g of ``bcs``."""
@@ -345,9 +397,15 @@ class VoxelMultigrid:
         ba[self.fine.bcs_owned] = g.array[self.fine.bcs_owned]
         return b
 
-    def ksp(self, rtol, max_iterations) -> PETSc.KSP:
+    def ksp(self, rtol, max_iterations, fixed=False) -> PETSc.KSP:
         """CG on the fine operator with the multigrid cycle as preconditioner (options
-        under a prefix of its own, fem.solve.solver.options_prefix)."""
+        under a prefix of its own, fem.solve.solver.options_prefix).
+
+        fixed : the operators will not change (one linear solve): set the preconditioner
+            up now and release what only its set-up needs (see below). Leave False where
+            the caller changes the moduli and lets PETSc set the smoothers up again
+            (fem.solve.nonlinear).
+        """
         from fem.solve.solver import cg_options, options_prefix, rigid_body_modes
 
         ksp = PETSc.KSP().create(self.comm)
@@ -363,15 +421,26 @@ class VoxelMultigrid:
             pc.setMGInterpolation(level, self.transfers[depth])
             pc.getMGSmoother(level).setOperators(self.ops[depth])
         # rigid-body modes of the coarsest level (for an AMG coarse solver)
-        sl = self.slabs[-1]
-        self.coarse.setNearNullSpace(rigid_body_modes(sl.node_ijk[: sl.imap.size_local] * sl.level.spacing,
-                                                      self.comm))
+        self.coarse.setNearNullSpace(rigid_body_modes(self._coarse_xyz, self.comm))
         pc.getMGCoarseSolve().setOperators(self.coarse)
         ksp.setFromOptions()
+        if not fixed:
+            return ksp
+        # Set up now (smoothers, their eigenvalue estimates, the coarsest factorisation),
+        # then drop each Chebyshev smoother's estimator: its Krylov work vectors (four
+        # vectors of every level, 35 B per fine DOF) would otherwise be held through the
+        # solve. The estimated bounds stay in the smoother, so the solve is unchanged.
+        ksp.setUp()
+        for level in range(1, n):
+            _drop_estimator(pc.getMGSmoother(level))
+        memory.release_free_heap()      # the estimators' vectors went back to the heap
         return ksp
 
     def transfer_matrices(self) -> list[PETSc.Mat]:
-        """The transfers as AIJ matrices (the same P; for tests and P^T A P)."""
+        """The transfers as AIJ matrices (the same P; for tests and P^T A P); needs
+        ``keep_levels=True``."""
+        if self._transfer_args is None:
+            raise RuntimeError("multigrid: transfer_matrices() needs VoxelMultigrid(keep_levels=True)")
         return [transfer.interpolation_matrix(self.comm, *args) for args in self._transfer_args]
 
     def destroy(self):
