@@ -53,11 +53,26 @@ class TissueYield:
         (docs/nonlinear.md, "Tissue yield strains")
     post_yield : post-yield modulus as a fraction of E (5 %, the bilinear tissue law of
         that group's micro-FE models)
+    softening : if True the uniaxial law softens past ``softening_onset`` (below); if
+        False it hardens with ``post_yield`` for ever (no material peak)
+    softening_onset : yield index r (strain / yield strain) where the stress starts to fall
+    softening_end : yield index where the stress has fallen to ``residual``
+    residual : residual stress as a fraction of the yield stress E eps_y
+        (the softening parameters are illustrative, not measured: docs/nonlinear.md)
     """
 
     yield_compression: float = 0.0081
     yield_tension: float = 0.0033
     post_yield: float = 0.05
+    softening: bool = False
+    softening_onset: float = 2.0
+    softening_end: float = 4.0
+    residual: float = 0.1
+
+
+# Smallest secant factor: a fully softened element keeps 0.1 % of E so that the operator
+# stays positive definite (a zero modulus leaves nodes held by no element).
+MIN_SECANT = 1e-3
 
 
 @dataclass
@@ -106,10 +121,32 @@ def yield_index(eps: np.ndarray, tissue: TissueYield) -> np.ndarray:
                                  -principal[:, 0] / tissue.yield_compression), 0.0)
 
 
-def secant_factor(r: np.ndarray, post_yield: float) -> np.ndarray:
-    """E_s / E of the bilinear law at yield index r (1 where r <= 1)."""
+def tissue_stress(r: np.ndarray, tissue: TissueYield) -> np.ndarray:
+    """Uniaxial stress / (E eps_y) of the tissue law at yield index r >= 0.
+
+    r <= 1: r (elastic); then 1 + h (r - 1) (bilinear, h = post_yield); with softening,
+    past r_o = softening_onset the stress falls linearly to ``residual`` at r_e =
+    softening_end and stays there.
+    """
+    r = np.asarray(r, dtype=float)
+    s = np.where(r <= 1.0, r, 1.0 + tissue.post_yield * (r - 1.0))
+    if tissue.softening:
+        ro, re, rho = tissue.softening_onset, tissue.softening_end, tissue.residual
+        so = 1.0 + tissue.post_yield * (ro - 1.0)
+        falling = so + (rho - so) * (r - ro) / (re - ro)
+        s = np.where(r <= ro, s, np.where(r <= re, falling, rho))
+    return s
+
+
+def secant_factor(r: np.ndarray, tissue: TissueYield) -> np.ndarray:
+    """E_s / E of the tissue law at yield index r (1 where r <= 1; at least MIN_SECANT).
+
+    Without softening: (1 - h) / r + h, so that sigma = E eps_y + h E (|eps| - eps_y).
+    The factor falls monotonically with r, so with r the maximum over the loading
+    history it is a scalar damage variable 1 - factor that never heals.
+    """
     r = np.maximum(r, 1.0)
-    return (1.0 - post_yield) / r + post_yield
+    return np.maximum(tissue_stress(r, tissue) / r, MIN_SECANT)
 
 
 def stress_fields(eps, modulus, poisson):
@@ -229,7 +266,7 @@ def compression_curve(msh, modulus_cells, poisson, test, height, pins, voxel_spa
             # Predictor: the last strains scaled to the new load (exact where the strain
             # grows in proportion). With CG rtol 1e-5 instead of 1e-6 it took a real-bone
             # curve from 2396 to 809 CG iterations (docs/nonlinear.md).
-            f_prev = secant_factor(np.maximum(r_hist, r_last * (s_new / s)), tissue.post_yield)
+            f_prev = secant_factor(np.maximum(r_hist, r_last * (s_new / s)), tissue)
             f_old, cg_total = None, 0
             for it in range(1, max_secant + 1):
                 uh.x.array[:] = u_unit * s_ref             # warm start
@@ -247,7 +284,7 @@ def compression_curve(msh, modulus_cells, poisson, test, height, pins, voxel_spa
                 u = u_r * (s_new / s_ref)
                 r_now = yield_index(centre_strains(u, cells, voxel_spacing), tissue)
                 r = np.maximum(r_hist, r_now)
-                f_new = secant_factor(r, tissue.post_yield)
+                f_new = secant_factor(r, tissue)
                 F = reaction(u)
                 change = comm.allreduce(float(np.abs(f_new - f_prev).max(initial=0.0)), op=MPI.MAX)
                 # settled: the moduli no longer change (the next solve would repeat this
