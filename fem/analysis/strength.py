@@ -79,6 +79,9 @@ def summarise(curve, area: float, modulus: float | None = None, offset=0.002) ->
         "secant_iterations": int(np.sum(curve.iterations)),
         "inner_iterations": int(np.sum(curve.inner_iterations)),
         "seconds": round(float(curve.seconds), 3),
+        # softening: the apparent strain of a step past the peak that did not settle (a
+        # collapse; the curve ends before it), else None
+        "unsettled_strain": None if curve.unsettled_strain is None else float(abs(curve.unsettled_strain)),
     }
 
 

@@ -97,6 +97,7 @@ class CurveResult:
     seconds: float
     fields: dict = field(default_factory=dict)     # per-element arrays at the peak
     u_peak: object = None                          # DOLFINx Function at the peak
+    unsettled_strain: float | None = None          # softening: the step past the peak that did not settle
 
 
 def centre_strains(u: np.ndarray, cells: np.ndarray, spacing) -> np.ndarray:
@@ -260,7 +261,7 @@ def compression_curve(msh, modulus_cells, poisson, test, height, pins, voxel_spa
         u_unit = u_ref / s_ref                         # displacement per unit strain
         ds = (strain_max - s_yield) / steps
         s = s_yield
-        peak, peak_fields = abs(force[-1]), None
+        peak, peak_fields, unsettled = abs(force[-1]), None, None
         while abs(s) < abs(strain_max) - 1e-12 * abs(strain_max):
             s_new = s + ds if abs(s + ds) < abs(strain_max) else strain_max
             # Predictor: the last strains scaled to the new load (exact where the strain
@@ -314,6 +315,14 @@ def compression_curve(msh, modulus_cells, poisson, test, height, pins, voxel_spa
                     ds /= 2.0                                # cut back and retry the step
                     log(f"nonlinear: step to strain {s_new:.5f} did not settle; halving the step")
                     continue
+                if tissue.softening and abs(force[-1]) < (1.0 - 1e-3) * peak:
+                    # Past a peak of converged points a step that does not settle is a
+                    # collapse (a cascade of breaking struts, each solve breaking more); the
+                    # peak is a maximum of converged states: the curve ends there.
+                    unsettled = s_new
+                    log(f"nonlinear: step to strain {s_new:.5f} did not settle past the peak; "
+                        "the curve ends")
+                    break
                 raise SolverError(f"the secant iteration did not settle at apparent strain "
                                   f"{s_new:.5f} after {max_secant} iterations; no result was written")
             s, factor, r_hist, r_last = s_new, f_new, r, r_now
@@ -346,4 +355,4 @@ def compression_curve(msh, modulus_cells, poisson, test, height, pins, voxel_spa
         uh.x.array[:] = peak_fields.pop("u")
         fields = peak_fields
     return CurveResult(strain, force, np.array(yielded), np.array(iters), np.array(cgits), k,
-                       peaked, time.perf_counter() - t_start, fields, uh)
+                       peaked, time.perf_counter() - t_start, fields, uh, unsettled)
