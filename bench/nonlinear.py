@@ -8,7 +8,9 @@ the default) and the nonlinear curve (fem.solve.nonlinear.compression_curve) on 
 mesh, repeated ``--repeat`` times alternately, and prints medians and their ratio, with
 the Pistoia estimate of the linear solve beside the nonlinear loads. ``--roi`` cuts a
 centred cube first (cases/real-core.toml: ``--roi 3 --threshold 125 --k 2``);
-``--post-yield``, ``--yield-tension`` and ``--yield-compression`` override the tissue defaults.
+``--post-yield``, ``--yield-tension`` and ``--yield-compression`` override the tissue defaults;
+``--softening ONSET END RESIDUAL`` turns the softening law on; ``--generated COHORT SIZE
+VOXEL SEED`` runs a generated vertebral specimen instead of the core.
 
     ./bonefem exec mpirun -n 2 python3 -u bench/nonlinear.py --k 2 3 4 --repeat 3 -o bench/out/nonlinear.json
 """
@@ -49,8 +51,19 @@ def lhdl_mask(k: int, threshold=63.0, roi=None):
     return mask, (VOXEL * k,) * 3
 
 
+def generated_mask(cohort: str, size: float, voxel: float, seed: int):
+    """Binary mask of a generated vertebral specimen (the trial's generator, its cohort preset)."""
+    from fem.case import case_from_dict
+    from fem.specimen.load import load_specimen
+
+    case = case_from_dict({"specimen": {"vertebral": {"cohort": cohort, "size": size, "voxel_size": voxel,
+                                                      "seed": seed}}}, source="bench")
+    spec = load_specimen(case, log=lambda *a: None)
+    return spec.mask, tuple(spec.spacing)
+
+
 def run(k: int, repeat: int, steps: int, strain_max: float, comm, log, threshold=63.0, roi=None,
-        tissue=None, large=False) -> dict:
+        tissue=None, large=False, generated=None) -> dict:
     from fem.mesh.distribute import create_dolfinx_mesh
     from fem.mesh.voxel import voxel_grid
     from fem.solve.elasticity import solve_compression
@@ -59,7 +72,12 @@ def run(k: int, repeat: int, steps: int, strain_max: float, comm, log, threshold
     from fem.analysis.pistoia import pistoia
     from fem.analysis.strength import summarise
 
-    mask, spacing = lhdl_mask(k, threshold, roi) if comm.rank == 0 else (None, None)
+    if comm.rank != 0:
+        mask, spacing = None, None
+    elif generated is not None:                   # (cohort, size, voxel, seed)
+        mask, spacing = generated_mask(*generated)
+    else:
+        mask, spacing = lhdl_mask(k, threshold, roi)
     spacing = comm.bcast(spacing)
     grid = voxel_grid(mask, spacing) if comm.rank == 0 else None
     meta = comm.bcast(None if grid is None else (grid.extent, pin_points(grid.points), float(mask.mean())))
@@ -88,7 +106,8 @@ def run(k: int, repeat: int, steps: int, strain_max: float, comm, log, threshold
                 "ultimate_over_pistoia": out["ultimate_load_N"] / p.failure_load_N,
                 "offset_yield_over_pistoia": None if out["offset_yield_load_N"] is None
                 else out["offset_yield_load_N"] / p.failure_load_N,
-                "roi_mm": roi, "threshold": threshold, "tissue": vars(tissue) if tissue else None})
+                "roi_mm": roi, "threshold": threshold, "tissue": vars(tissue) if tissue else None,
+                "generated": generated})
     if large:       # the assembled large-deformation reference on the same mesh, once
         from fem.solve.large_deformation import compression_curve_large
         from fem.solve.loadcases import boundary_conditions
@@ -146,6 +165,10 @@ def main(argv=None):
     p.add_argument("--post-yield", type=float, default=0.05)
     p.add_argument("--yield-tension", type=float, default=0.0033)
     p.add_argument("--yield-compression", type=float, default=0.0081)
+    p.add_argument("--softening", nargs=3, type=float, metavar=("ONSET", "END", "RESIDUAL"),
+                   help="softening tissue law (yield strains onset and end, residual stress fraction)")
+    p.add_argument("--generated", nargs=4, metavar=("COHORT", "SIZE", "VOXEL", "SEED"),
+                   help="a generated vertebral specimen instead of the LHDL core")
     p.add_argument("--large", action="store_true", help="also time geometry = large (assembled, LU)")
     p.add_argument("-v", action="store_true", help="print every load step")
     p.add_argument("--plot", type=Path, help="PNG of the apparent stress-strain curves")
@@ -157,9 +180,14 @@ def main(argv=None):
     from fem.solve.nonlinear import TissueYield
 
     tissue = TissueYield(args.yield_compression, args.yield_tension, args.post_yield)
+    if args.softening:
+        tissue.softening = True
+        tissue.softening_onset, tissue.softening_end, tissue.residual = args.softening
+    generated = None if args.generated is None else (
+        args.generated[0], float(args.generated[1]), float(args.generated[2]), int(args.generated[3]))
     for k in args.k:
         r = run(k, args.repeat, args.steps, args.strain_max, comm, say if args.v else (lambda *a: None),
-                args.threshold, args.roi, tissue, args.large)
+                args.threshold, args.roi, tissue, args.large, generated)
         rows.append(r)
         say(f"k={k}: {r['dofs']} DOF BV/TV {r['bv_tv']:.3f}: linear {r['linear_median_s']:.2f} s "
             f"({r['linear_cg_iterations']} CG), nonlinear {r['nonlinear_median_s']:.2f} s "

@@ -132,6 +132,13 @@ class Analysis:
     yield_tension: float = _f(0.0033, "tissue yield strain in tension (attributed to Bayraktar et al. 2004; "
                               "about half what the sources reached imply: docs/nonlinear.md)", gt=0, lt=0.5)
     post_yield: float = _f(0.05, "tissue post-yield modulus as a fraction of E", ge=0, lt=1)
+    softening: bool = _f(False, "tissue softening (a damage law: the stress falls past softening_onset, "
+                         "so the curve has a peak; parameters illustrative: docs/nonlinear.md)")
+    softening_onset: float = _f(2.0, "tissue strain where softening starts, in yield strains", ge=1)
+    softening_end: float = _f(4.0, "tissue strain where the stress reaches the residual, in yield "
+                              "strains (> softening_onset)", gt=1)
+    residual: float = _f(0.1, "residual tissue stress after softening, as a fraction of the yield "
+                         "stress", ge=0, lt=1)
     strain_max: float = _f(-0.03, "last apparent strain of the nonlinear test (negative = compression)",
                            gt=-0.5, lt=0.5, nonzero=True)
     steps: int = _f(15, "load steps of the nonlinear test after the first yield", gt=0)
@@ -343,6 +350,10 @@ def case_from_dict(table: dict, source: str | Path = "", base_dir: str | Path = 
         if case.trial is None:
             case.trial = Trial()
         _load_cohort_tables(case.trial, cohort_tables, table.get("trial", {}), source, base_dir)
+    an = case.analysis
+    if an.softening_end <= an.softening_onset:
+        raise CaseError(source, "analysis.softening_end", f"expected a value > softening_onset "
+                        f"({an.softening_onset}), got {an.softening_end!r}")
     spec = case.specimen
     given = [k for k in ("image", "synthetic", "vertebral") if getattr(spec, k) is not None]
     if case.trial is not None:

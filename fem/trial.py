@@ -92,6 +92,9 @@ def job_keys(case: Case, cohort: str, seed: int, arm: str | None = None) -> str:
     sections = ("material", "load", "solver", "pistoia")
     # the nonlinear test's settings only where it runs: Pistoia trials keep their keys
     sections += ("analysis",) if case.analysis.strength == "nonlinear" else ()
+    if not case.analysis.softening:      # keys of the softening law: only where it is on
+        for k in ("softening", "softening_onset", "softening_end", "residual"):
+            d["analysis"].pop(k)
     common = [fem.__version__, {k: d[k] for k in sections}, t,
               cohort_source(case.trial, cohort, seed), (PRESETS / "untreated.toml").read_text(), seed]
     if arm is None:

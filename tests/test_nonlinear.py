@@ -65,6 +65,93 @@ def test_linear_part_of_curve_equals_linear_solve(case_factory):
     assert nl["ultimate_load_N"] < linear_stiffness * nl["strain_at_ultimate"]
 
 
+# --- softening tissue (damage law with a load peak) ----------------------------------
+
+SOFT = {"post_yield": 0.05, "softening": True, "softening_onset": 1.5, "softening_end": 3.0, "residual": 0.2}
+
+
+def test_softening_law_by_hand():
+    from fem.solve.nonlinear import TissueYield, secant_factor, tissue_stress
+
+    t = TissueYield(0.0081, 0.0033, **SOFT)
+    # sigma / (E eps_y): elastic, bilinear to 1 + 0.05 x 0.5 = 1.025 at r = 1.5, then a
+    # straight line to 0.2 at r = 3 (at r = 2: 1.025 - 0.825 / 3 = 0.75), then 0.2
+    r = np.array([0.5, 1.0, 1.5, 2.0, 3.0, 10.0])
+    assert tissue_stress(r, t) == pytest.approx([0.5, 1.0, 1.025, 0.75, 0.2, 0.2], rel=1e-12)
+    assert secant_factor(r, t) == pytest.approx([1.0, 1.0, 1.025 / 1.5, 0.375, 0.2 / 3, 0.02], rel=1e-12)
+    assert secant_factor(np.array([1e6]), t)[0] == 1e-3          # the floor (MIN_SECANT)
+
+
+def test_solid_cube_softening_peaks_at_the_law_peak(case_factory):
+    # One material point: the curve is the law, so the peak load is E eps_y (1 + h (r_o - 1)) A
+    # at apparent strain r_o eps_y. Steps chosen so a curve point lands on r_o:
+    # first yield at eps_y, then steps of 0.5 eps_y to 3 eps_y.
+    eps_y, a = 0.0081, 0.15
+    case = case_factory(analysis={"strength": "nonlinear", "strain_max": -3 * eps_y, "steps": 4, **SOFT},
+                        solver={"rtol": 1e-12})
+    r = solve(np.ones((3, 3, 3)), case)["nonlinear"]
+    assert r["peak_reached"]
+    assert r["ultimate_load_N"] == pytest.approx(E * eps_y * 1.025 * a * a, rel=1e-9)
+    assert r["strain_at_ultimate"] == pytest.approx(1.5 * eps_y, rel=1e-9)
+    assert r["points"] == 4                  # 0, yield, 1.5 (peak), 2.0 eps_y: fell 27 % -> stop
+    assert r["tissue"]["softening"] is True
+
+
+def bar(strain_max, steps, tissue, **kw):
+    """A 3 x 3 x 2 voxel bar (0.1 mm voxels, nu = 0: an exact 1-D bar of two elements in
+    series), bottom layer at 0.9 E; its compression curve."""
+    import dolfinx.mesh
+    from mpi4py import MPI
+
+    from fem.mesh.distribute import create_dolfinx_mesh
+    from fem.mesh.voxel import voxel_grid
+    from fem.solve.loadcases import pin_points
+    from fem.solve.nonlinear import compression_curve
+
+    h = 0.1
+    grid = voxel_grid(np.ones((3, 3, 2), bool), (h,) * 3)
+    msh, _ = create_dolfinx_mesh(MPI.COMM_SELF, grid.points, grid.cells)
+    n = msh.topology.index_map(3).size_local
+    z = dolfinx.mesh.compute_midpoints(msh, 3, np.arange(n, dtype=np.int32))[:, 2]
+    return compression_curve(msh, np.where(z < h, 0.9 * E, E), 0.0, "uniaxial", 2 * h,
+                             pin_points(grid.points), (h,) * 3, tissue, strain_max, steps,
+                             rtol=1e-11, linear_rtol=1e-11, **kw)
+
+
+def test_two_elements_in_series_softening_localises_in_the_weaker():
+    # Same stress in both; the weaker (0.9 E) element strains more and softens alone,
+    # the other unloads elastically. With eps_y = 0.81 %, h = 0.05, r_o = 2, r_e = 4,
+    # residual 0.1 (s_o = 1.05, softening slope k = 0.95 / 2 = 0.475):
+    #   peak stress 0.9 E eps_y s_o at apparent strain (r_o + 0.9 s_o) eps_y / 2;
+    #   after it, apparent strain a eps_y: r_1 + 0.9 (s_o - k (r_1 - r_o)) = 2 a.
+    # No snap-back: the bar's length-weighted compliance stays positive (1/2 - 1/(2k) < 0).
+    from fem.solve.nonlinear import TissueYield
+
+    eps_y, so, k, ro = 0.0081, 1.05, 0.475, 2.0
+    t = TissueYield(eps_y, eps_y, 0.05, True, ro, 4.0, 0.1)
+    a_yield, a_peak = 0.95, (ro + 0.9 * so) / 2
+    ds = (a_peak - a_yield) / 2                 # two steps to the peak, then beyond
+    c = bar(-(a_yield + 4 * ds) * eps_y, 4, t, secant_tol=1e-9)
+    stress = np.abs(c.force) / 0.09
+    assert c.peaked and c.peak_index == 3
+    assert stress[c.peak_index] == pytest.approx(0.9 * E * eps_y * so, rel=1e-8)
+    a = a_peak + ds
+    r1 = (2 * a - 0.9 * so - 0.9 * k * ro) / (1 - 0.9 * k)
+    assert abs(c.strain[4]) == pytest.approx(a * eps_y, rel=1e-12)
+    assert stress[4] == pytest.approx(0.9 * E * eps_y * (so - k * (r1 - ro)), rel=1e-6)
+    assert c.yielded[4] == pytest.approx(0.5, rel=1e-12)        # localised: one element of two
+    assert len(c.force) == 5                                     # fell 41 % below the peak: stop
+
+
+def test_secant_iteration_that_does_not_settle_is_an_error():
+    from fem.errors import SolverError
+    from fem.solve.nonlinear import TissueYield
+
+    t = TissueYield(0.0081, 0.0081, 0.05, True, 2.0, 4.0, 0.1)
+    with pytest.raises(SolverError, match="did not settle"):
+        bar(-0.03, 4, t, max_secant=1)
+
+
 # --- linear buckling of a voxel column ---------------------------------------------
 
 def column(n: int, slenderness: int, brace=False, imperfection=0.0):

@@ -79,6 +79,9 @@ def summarise(curve, area: float, modulus: float | None = None, offset=0.002) ->
         "secant_iterations": int(np.sum(curve.iterations)),
         "inner_iterations": int(np.sum(curve.inner_iterations)),
         "seconds": round(float(curve.seconds), 3),
+        # softening: the apparent strain of a step past the peak that did not settle (a
+        # collapse; the curve ends before it), else None
+        "unsettled_strain": None if curve.unsettled_strain is None else float(abs(curve.unsettled_strain)),
     }
 
 
@@ -153,23 +156,32 @@ def write_peak_fields(path, curve, comm) -> Path:
     return path
 
 
+def tissue_from_options(options):
+    """The tissue law (fem.solve.nonlinear.TissueYield) of a case's [analysis] table."""
+    import dataclasses
+
+    from fem.solve.nonlinear import TissueYield
+
+    return TissueYield(**{f.name: getattr(options, f.name) for f in dataclasses.fields(TissueYield)})
+
+
 def nonlinear_strength(msh, modulus_cells, fraction_cells, extent, pins, voxel_spacing,
                        poisson, test, options, outdir=None, comm=None, log=print,
                        linear_rtol=1e-8) -> dict:
     """Run the nonlinear compression test of a voxel mesh and summarise it.
 
-    options : the case's [analysis] table (yield_compression, yield_tension, post_yield,
+    options : the case's [analysis] table (the tissue law's keys: TissueYield,
         strain_max, steps); extent : (3,) specimen edges, mm; pins as fem.solve.loadcases
     With ``options.geometry == "large"`` the large-deformation reference implementation
     (fem.solve.large_deformation) runs instead of the small-strain matrix-free one.
     Writes ``curve.csv``, ``curve.png`` and ``peak.pvd`` into ``outdir`` (unless None).
     Returns the summary (same on every rank).
     """
-    from fem.solve.nonlinear import TissueYield, compression_curve
+    from fem.solve.nonlinear import compression_curve
 
     comm = comm or msh.comm
     say = log if comm.rank == 0 else (lambda *a: None)
-    tissue = TissueYield(options.yield_compression, options.yield_tension, options.post_yield)
+    tissue = tissue_from_options(options)
     if options.geometry == "large":
         from fem.solve.large_deformation import compression_curve_large
         from fem.solve.loadcases import boundary_conditions
@@ -184,8 +196,7 @@ def nonlinear_strength(msh, modulus_cells, fraction_cells, extent, pins, voxel_s
     area = float(extent[0] * extent[1])
     summary = summarise(curve, area)
     summary["geometry"] = options.geometry
-    summary["tissue"] = {"yield_compression": tissue.yield_compression,
-                         "yield_tension": tissue.yield_tension, "post_yield": tissue.post_yield}
+    summary["tissue"] = vars(tissue)
     if outdir is not None:
         outdir = Path(outdir)
         if comm.rank == 0:

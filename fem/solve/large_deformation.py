@@ -129,7 +129,7 @@ def compression_curve_large(msh, modulus_cells, poisson, boundary, strain_max, s
             Emod.x.scatter_forward()
             total += newton(solver)
             r = np.maximum(r_hist, centre_index())
-            f_new = secant_factor(r, tissue.post_yield)
+            f_new = secant_factor(r, tissue)
             F = reaction(top)
             change = comm.allreduce(float(np.abs(f_new - f_prev).max(initial=0.0)), op=MPI.MAX)
             settled = change <= 1e-2 * secant_tol or (

@@ -53,11 +53,26 @@ class TissueYield:
         (docs/nonlinear.md, "Tissue yield strains")
     post_yield : post-yield modulus as a fraction of E (5 %, the bilinear tissue law of
         that group's micro-FE models)
+    softening : if True the uniaxial law softens past ``softening_onset`` (below); if
+        False it hardens with ``post_yield`` for ever (no material peak)
+    softening_onset : yield index r (strain / yield strain) where the stress starts to fall
+    softening_end : yield index where the stress has fallen to ``residual``
+    residual : residual stress as a fraction of the yield stress E eps_y
+        (the softening parameters are illustrative, not measured: docs/nonlinear.md)
     """
 
     yield_compression: float = 0.0081
     yield_tension: float = 0.0033
     post_yield: float = 0.05
+    softening: bool = False
+    softening_onset: float = 2.0
+    softening_end: float = 4.0
+    residual: float = 0.1
+
+
+# Smallest secant factor: a fully softened element keeps 0.1 % of E so that the operator
+# stays positive definite (a zero modulus leaves nodes held by no element).
+MIN_SECANT = 1e-3
 
 
 @dataclass
@@ -82,6 +97,7 @@ class CurveResult:
     seconds: float
     fields: dict = field(default_factory=dict)     # per-element arrays at the peak
     u_peak: object = None                          # DOLFINx Function at the peak
+    unsettled_strain: float | None = None          # softening: the step past the peak that did not settle
 
 
 def centre_strains(u: np.ndarray, cells: np.ndarray, spacing) -> np.ndarray:
@@ -106,10 +122,32 @@ def yield_index(eps: np.ndarray, tissue: TissueYield) -> np.ndarray:
                                  -principal[:, 0] / tissue.yield_compression), 0.0)
 
 
-def secant_factor(r: np.ndarray, post_yield: float) -> np.ndarray:
-    """E_s / E of the bilinear law at yield index r (1 where r <= 1)."""
+def tissue_stress(r: np.ndarray, tissue: TissueYield) -> np.ndarray:
+    """Uniaxial stress / (E eps_y) of the tissue law at yield index r >= 0.
+
+    r <= 1: r (elastic); then 1 + h (r - 1) (bilinear, h = post_yield); with softening,
+    past r_o = softening_onset the stress falls linearly to ``residual`` at r_e =
+    softening_end and stays there.
+    """
+    r = np.asarray(r, dtype=float)
+    s = np.where(r <= 1.0, r, 1.0 + tissue.post_yield * (r - 1.0))
+    if tissue.softening:
+        ro, re, rho = tissue.softening_onset, tissue.softening_end, tissue.residual
+        so = 1.0 + tissue.post_yield * (ro - 1.0)
+        falling = so + (rho - so) * (r - ro) / (re - ro)
+        s = np.where(r <= ro, s, np.where(r <= re, falling, rho))
+    return s
+
+
+def secant_factor(r: np.ndarray, tissue: TissueYield) -> np.ndarray:
+    """E_s / E of the tissue law at yield index r (1 where r <= 1; at least MIN_SECANT).
+
+    Without softening: (1 - h) / r + h, so that sigma = E eps_y + h E (|eps| - eps_y).
+    The factor falls monotonically with r, so with r the maximum over the loading
+    history it is a scalar damage variable 1 - factor that never heals.
+    """
     r = np.maximum(r, 1.0)
-    return (1.0 - post_yield) / r + post_yield
+    return np.maximum(tissue_stress(r, tissue) / r, MIN_SECANT)
 
 
 def stress_fields(eps, modulus, poisson):
@@ -221,17 +259,30 @@ def compression_curve(msh, modulus_cells, poisson, test, height, pins, voxel_spa
         r_hist = r_last = r_ref / r_max
         factor = np.ones_like(E0)
         u_unit = u_ref / s_ref                         # displacement per unit strain
-        ds = (strain_max - s_yield) / steps
+        ds = ds0 = (strain_max - s_yield) / steps
         s = s_yield
-        peak, peak_fields = abs(force[-1]), None
+        peak, peak_fields, unsettled = abs(force[-1]), None, None
         while abs(s) < abs(strain_max) - 1e-12 * abs(strain_max):
             s_new = s + ds if abs(s + ds) < abs(strain_max) else strain_max
             # Predictor: the last strains scaled to the new load (exact where the strain
             # grows in proportion). With CG rtol 1e-5 instead of 1e-6 it took a real-bone
             # curve from 2396 to 809 CG iterations (docs/nonlinear.md).
-            f_prev = secant_factor(np.maximum(r_hist, r_last * (s_new / s)), tissue.post_yield)
+            f_prev = secant_factor(np.maximum(r_hist, r_last * (s_new / s)), tissue)
             f_old, cg_total = None, 0
-            for it in range(1, max_secant + 1):
+            # With a softening law the plain secant iteration can cycle (an element that
+            # softens sheds load, its strain falls, it stiffens again, ...): seen on the
+            # real core as steps that never settled, even after halving. So after
+            # max_secant // 4 plain iterations the damage also accumulates over the
+            # iterations of the step: the factors then fall monotonically and the iteration
+            # ends in an equilibrium state of the damage model (elements whose strain fell
+            # keep their damage, as after unloading). Not from the start: the first solves
+            # run on predicted moduli, whose overshoot would be locked in (the two-element
+            # bar's peak came out 0.6 % low). Hardening laws keep the plain iteration.
+            # A cascade (each solve breaks more struts) settles only after many monotone
+            # iterations; softening steps get 4 x the limit before the step is cut.
+            r_acc = r_hist
+            limit = 4 * max_secant if tissue.softening else max_secant
+            for it in range(1, limit + 1):
                 uh.x.array[:] = u_unit * s_ref             # warm start
                 # The smoother set up at the step's first iteration stays valid while the
                 # moduli only fall; where one rose above its set-up value (the predictor
@@ -246,8 +297,10 @@ def compression_curve(msh, modulus_cells, poisson, test, height, pins, voxel_spa
                 cg_total += its
                 u = u_r * (s_new / s_ref)
                 r_now = yield_index(centre_strains(u, cells, voxel_spacing), tissue)
-                r = np.maximum(r_hist, r_now)
-                f_new = secant_factor(r, tissue.post_yield)
+                r = np.maximum(r_acc, r_now)
+                if tissue.softening and it >= max_secant // 4:
+                    r_acc = r
+                f_new = secant_factor(r, tissue)
                 F = reaction(u)
                 change = comm.allreduce(float(np.abs(f_new - f_prev).max(initial=0.0)), op=MPI.MAX)
                 # settled: the moduli no longer change (the next solve would repeat this
@@ -265,9 +318,21 @@ def compression_curve(msh, modulus_cells, poisson, test, height, pins, voxel_spa
                     ds /= 2.0                                # cut back and retry the step
                     log(f"nonlinear: step to strain {s_new:.5f} did not settle; halving the step")
                     continue
+                if tissue.softening and abs(force[-1]) < (1.0 - 1e-3) * peak:
+                    # Past a peak of converged points a step that does not settle is a
+                    # collapse (a cascade of breaking struts, each solve breaking more); the
+                    # peak is a maximum of converged states: the curve ends there.
+                    unsettled = s_new
+                    log(f"nonlinear: step to strain {s_new:.5f} did not settle past the peak; "
+                        "the curve ends")
+                    break
                 raise SolverError(f"the secant iteration did not settle at apparent strain "
-                                  f"{s_new:.5f} after {max_secant} iterations; no result was written")
+                                  f"{s_new:.5f} after {limit} iterations; no result was written")
             s, factor, r_hist, r_last = s_new, f_new, r, r_now
+            if tissue.softening:
+                # a cut step grows back (a cascade is local in strain; without this one
+                # cut left the rest of the curve in 1/16 steps)
+                ds = float(np.sign(ds)) * min(2 * abs(ds), abs(ds0))
             strain.append(s)
             force.append(F)
             yielded.append(yielded_fraction(r))
@@ -297,4 +362,4 @@ def compression_curve(msh, modulus_cells, poisson, test, height, pins, voxel_spa
         uh.x.array[:] = peak_fields.pop("u")
         fields = peak_fields
     return CurveResult(strain, force, np.array(yielded), np.array(iters), np.array(cgits), k,
-                       peaked, time.perf_counter() - t_start, fields, uh)
+                       peaked, time.perf_counter() - t_start, fields, uh, unsettled)
