@@ -112,3 +112,25 @@ def test_generated_bone_converges_with_voxel_size(case_factory):
     assert abs(change["hashin-shtrikman"]) < 0.5 * change["linear"]
     assert abs(change["hashin-shtrikman"]) < 0.03
     assert e["hashin-shtrikman", 20] == pytest.approx(binary["apparent_modulus_MPa"], rel=0.03)
+
+
+def test_real_core_converges_with_voxel_size(lhdl_core, case_factory):
+    # The LHDL core's central 1.2 mm as a trial prepares it (Gaussian sigma 1 at 19.5 um,
+    # threshold 125), at 39 um (2 x 2 x 2 block mean) and at 19.5 um. Measured when written:
+    # E x f +14 % between the sizes, HS +4 %, HS at 19.5 um 2 % below the binary mesh.
+    from fem.specimen.scan import scan_specimen
+
+    case = case_factory(solver={"rtol": 1e-8})
+    e = {}
+    for k in (2, 1):
+        scan = scan_specimen(lhdl_core, 0.0195, 125.0, smooth_sigma=1.0, coarsen=k, roi_size=1.2)
+        for rule in ("hashin-shtrikman", "linear"):
+            spec = specimen_from_levelset(scan.phi, scan.spacing, E)
+            spec.stiffness = rule
+            e[rule, k] = solve_specimen(spec, case, log=lambda *a: None)["apparent_modulus_MPa"]
+    mask, _ = islands.held_by_platens(scan.phi > 0)
+    binary = solve_specimen(Specimen(mask, scan.spacing, E), case, log=lambda *a: None)
+    change = {rule: e[rule, 2] / e[rule, 1] - 1 for rule in ("hashin-shtrikman", "linear")}
+    assert change["linear"] > 0.05
+    assert abs(change["hashin-shtrikman"]) < 0.5 * change["linear"]
+    assert e["hashin-shtrikman", 1] == pytest.approx(binary["apparent_modulus_MPa"], rel=0.03)
