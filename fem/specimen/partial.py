@@ -14,7 +14,8 @@ The rules (measured side by side in bench/partial_volume.py, docs/real-scans.md)
   isotropic mixture of bone (fraction f, Poisson ratio nu) and void. A voxel's
   element is isotropic, and nothing in the scan says how its bone is arranged, so the
   stiffest isotropic material with that much bone is the most such an element can carry;
-  HS(f) lies between f^2 and f (0.33 at f = 1/2 for nu = 0.3, 0.14 at f = 1/4).
+  HS(f) lies below f and (but for f > 0.995) above f^2: 0.33 at f = 1/2 for nu = 0.3,
+  0.14 at f = 1/4. It has no parameter to fit.
 
 Both give 0 at f = 0 and exactly 1 at f = 1, so a binary specimen (every fraction 0 or 1)
 is the same under every rule, bit for bit.
