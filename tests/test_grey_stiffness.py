@@ -134,3 +134,18 @@ def test_real_core_converges_with_voxel_size(lhdl_core, case_factory):
     assert change["linear"] > 0.05
     assert abs(change["hashin-shtrikman"]) < 0.5 * change["linear"]
     assert e["hashin-shtrikman", 1] == pytest.approx(binary["apparent_modulus_MPa"], rel=0.03)
+
+
+def test_binary_specimens_keep_their_moduli_bit_for_bit():
+    # Full voxels get the tissue modulus itself (not E x 0.9999...), under every rule: a
+    # binary image, with or without a level set, solves exactly as before the rule existed.
+    from fem.mesh.voxel import voxel_grid
+
+    rng = np.random.default_rng(1)
+    mask = rng.random((6, 7, 8)) < 0.5
+    tissue = rng.uniform(5000.0, 20000.0, mask.shape)
+    grid = voxel_grid(mask, (0.05,) * 3)
+    for fraction in (None, mask.astype(float)):
+        for rule in ("hashin-shtrikman", "linear"):
+            spec = Specimen(mask, (0.05,) * 3, tissue, fraction=fraction, stiffness=rule)
+            np.testing.assert_array_equal(spec.element_modulus(grid, 0.3), tissue.ravel()[grid.voxels])
