@@ -22,7 +22,7 @@ RULE: how a voxel's bone fraction f becomes stiffness (fem.specimen.partial):
   fine2, fine3   the mesh at h/2 (h/3): sub-cells of the interpolated level set, each E x its
              own sub-cell fraction
 Each solve is uniaxial z, 1 % strain, E = 10 GPa, rtol 1e-6, one rank. One JSON line per
-solve (E_app, BV/TV, elements, DOF, CG iterations, seconds, peak memory) is printed and
+solve (E_app, Pistoia failure load, BV/TV, elements, DOF, CG iterations, seconds, peak memory) is printed and
 appended to --out. `bench/partial_volume.py table --out FILE` prints the Markdown table of
 docs/real-scans.md from FILE.
 """
@@ -155,17 +155,19 @@ def table(path) -> str:
     rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
     got = {(r["specimen"], r["rule"]): r for r in rows}        # the last solve of each wins
     out = ["| specimen | rule | E_app coarse (MPa) | E_app fine (MPa) | coarse / fine - 1 "
-           "| fine / binary fine - 1 | BV/TV coarse, fine | DOF coarse, fine | s coarse, fine |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+           "| fine / binary fine - 1 | failure load coarse, fine (N) | BV/TV coarse, fine "
+           "| DOF coarse, fine | s coarse, fine |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for coarse, fine in PAIRS:
         ref = got.get((fine, "binary"))
         for rule in dict.fromkeys(r for s, r in got if s in (coarse, fine)):
             a, b = got.get((coarse, rule)), got.get((fine, rule))
-            cell = lambda r, k, f="{:.1f}": "-" if r is None else f.format(r[k])   # noqa: E731
+            cell = lambda r, k, f="{:.1f}": "-" if r is None or k not in r else f.format(r[k])  # noqa: E731
             ratio = "-" if a is None or b is None else f"{100 * (a['E_app_MPa'] / b['E_app_MPa'] - 1):+.1f} %"
             vs = "-" if b is None or ref is None else f"{100 * (b['E_app_MPa'] / ref['E_app_MPa'] - 1):+.1f} %"
             out.append(f"| {coarse} / {fine} | {rule} | {cell(a, 'E_app_MPa')} | {cell(b, 'E_app_MPa')} | "
-                       f"{ratio} | {vs} | {cell(a, 'bv_tv', '{:.4f}')}, {cell(b, 'bv_tv', '{:.4f}')} | "
+                       f"{ratio} | {vs} | {cell(a, 'failure_load_N', '{:.2f}')}, "
+                       f"{cell(b, 'failure_load_N', '{:.2f}')} | {cell(a, 'bv_tv', '{:.4f}')}, {cell(b, 'bv_tv', '{:.4f}')} | "
                        f"{cell(a, 'dofs', '{:,}')}, {cell(b, 'dofs', '{:,}')} | "
                        f"{cell(a, 'seconds', '{:.0f}')}, {cell(b, 'seconds', '{:.0f}')} |")
     return "\n".join(out)
@@ -188,6 +190,7 @@ def main():
         spec = specimen(phi, spacing, rule)
         r = solve_specimen(spec, case, log=lambda *x: None)
         row = {"specimen": a.specimen, "rule": rule, "E_app_MPa": round(r["apparent_modulus_MPa"], 2),
+               "failure_load_N": round(r["pistoia"]["failure_load_N"], 3),
                "bv_tv": round(r["bv_tv"], 5), "elements": r["elements"], "dofs": r["dofs"],
                "cg": r["solver"]["iterations"], "seconds": round(time.perf_counter() - t0, 1),
                "peak_rss_GB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6, 2)}
