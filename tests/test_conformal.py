@@ -106,16 +106,20 @@ def test_voxel_path_converges_towards_the_tetrahedral_result():
     model = cubic_cell(1.0, radius=0.2, horizontal_radius=0.12)
     reference = run_strut_model(model, 0.1, case(), log=quiet, h_junction=0.025)["apparent_modulus_MPa"]
 
-    def voxel(n):
+    def voxel(n, stiffness):
         fraction = voxelise(model, n, samples=4)
         mask, removed = islands.largest_component(fraction > 0)
         spec = Specimen(mask=mask, spacing=(1.0 / n,) * 3, modulus=E, voxels_removed=removed,
-                        fraction=fraction)
-        return solve_specimen(spec, case(), log=quiet)["apparent_modulus_MPa"]
+                        fraction=fraction, stiffness=stiffness)
+        return abs(solve_specimen(spec, case(), log=quiet)["apparent_modulus_MPa"] / reference - 1)
 
-    coarse, fine = abs(voxel(10) / reference - 1), abs(voxel(20) / reference - 1)
+    # E x f (Voigt) partial voxels: too stiff, converging about first order
+    coarse, fine = voxel(10, "linear"), voxel(20, "linear")
     assert fine < 0.6 * coarse
     assert fine < 0.05
+    # the default, Hashin-Shtrikman partial voxels (fem.specimen.partial): within 3 % at
+    # both sizes (about 2 % below; E x f is 7 % above at n = 10), docs/real-scans.md
+    assert voxel(10, "hashin-shtrikman") < 0.03 and voxel(20, "hashin-shtrikman") < 0.03
 
 
 # ---------------------------------------------------------------------------
