@@ -31,6 +31,7 @@ from pathlib import Path
 from fem.errors import BonefemError, CaseError
 from fem.mesh.external import MESH_SUFFIXES, is_mesh_file
 from fem.remodel.presets import ARMS, untreated_values
+from fem.specimen.partial import DEFAULT_RULE, RULES
 from fem.specimen.cohorts import SPECIMEN_SIZE_MM, VOXEL_SIZE_MM, cohort_names, load_cohort
 from fem.specimen.vertebral import VertebralParams
 
@@ -94,6 +95,11 @@ class Specimen:
 class Material:
     modulus: float = _f(10000.0, "tissue Young's modulus, MPa (micro-FE practice; nanoindentation 6.9 GPa, Zysset et al. 1999, J Biomech 32:1005)", gt=0)
     poisson: float = _f(0.3, "tissue Poisson ratio", gt=-1, lt=0.5)
+    partial_volume: str = _f(DEFAULT_RULE, "stiffness of a voxel with bone fraction f (grey and "
+                             "level-set specimens): hashin-shtrikman (E x the Hashin-Shtrikman "
+                             "upper bound of f; docs/real-scans.md) or linear (E x f, which "
+                             "over-stiffens coarse voxels; the rule of results before 2026-12-07)",
+                             choices=RULES)
 
 
 @dataclass

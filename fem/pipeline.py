@@ -148,7 +148,8 @@ def solve_specimen(spec: Specimen | None, case: Case, outdir=None, comm=MPI.COMM
     msh, original = create_dolfinx_mesh(comm, *((grid.points, grid.cells) if comm.rank == 0
                                                  else (None, None)))
     per_cell = comm.bcast(None if comm.rank != 0 else
-                          np.column_stack([spec.element_modulus(grid, case.material.poisson),
+                          np.column_stack([spec.element_modulus(grid, case.material.poisson,
+                                                                case.material.partial_volume),
                                            spec.element_fraction(grid)]), root=0)
     del grid        # DOLFINx holds its own copy: the rank-0 arrays would sit through the solve
     timings["mesh"] = time.perf_counter() - t0

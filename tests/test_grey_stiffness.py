@@ -54,8 +54,8 @@ def test_partial_layers_in_parallel(case_factory, rule):
     # Hashin-Shtrikman less, since it does not know the bone lies along the load.
     fractions = [0.0, 0.35, 1.0, 1.0, 0.8, 0.0]
     spec = _layers(fractions, axis=0)
-    spec.stiffness = rule
-    r = solve_specimen(spec, case_factory(solver={"rtol": 1e-10}), log=lambda *a: None)
+    r = solve_specimen(spec, case_factory(solver={"rtol": 1e-10}, material={"partial_volume": rule}),
+                       log=lambda *a: None)
     expected = E * stiffness_fraction(np.array(fractions), rule, NU).mean()
     assert r["apparent_modulus_MPa"] == pytest.approx(expected, rel=1e-6)
     assert r["apparent_modulus_MPa"] <= E * np.mean(fractions) * (1 + 1e-9)   # Voigt
@@ -75,8 +75,8 @@ def test_gap_bridged_by_a_partial_layer_in_series(case_factory):
     moduli = {}
     for rule in ("hashin-shtrikman", "linear"):
         spec = _layers(fractions, axis=2)
-        spec.stiffness = rule
-        r = solve_specimen(spec, case_factory(solver={"rtol": 1e-10}), log=lambda *a: None)
+        r = solve_specimen(spec, case_factory(solver={"rtol": 1e-10}, material={"partial_volume": rule}),
+                           log=lambda *a: None)
         layer = stiffness_fraction(np.array(fractions), rule, NU)
         reuss, voigt = E / np.mean(1 / layer), E * layer.mean()
         assert reuss <= r["apparent_modulus_MPa"] <= voigt
@@ -98,15 +98,15 @@ def test_generated_bone_converges_with_voxel_size(case_factory):
     n = f.shape[0] // 2
     grey = f.reshape(n, 2, n, 2, n, 2).mean(axis=(1, 3, 5))
     coarse = levelset_from_grey(grey, (0.04,) * 3, 0.5, 0.0, 1.0)
-    case = case_factory(solver={"rtol": 1e-8})
+    case = {rule: case_factory(solver={"rtol": 1e-8}, material={"partial_volume": rule})
+            for rule in ("hashin-shtrikman", "linear")}
     e = {}
-    for rule in ("hashin-shtrikman", "linear"):
+    for rule in case:
         for h, phi in ((40, coarse), (20, net.phi)):
             spec = specimen_from_levelset(phi, (h / 1000,) * 3, E)
-            spec.stiffness = rule
-            e[rule, h] = solve_specimen(spec, case, log=lambda *a: None)["apparent_modulus_MPa"]
+            e[rule, h] = solve_specimen(spec, case[rule], log=lambda *a: None)["apparent_modulus_MPa"]
     mask, _ = islands.held_by_platens(net.phi > 0)
-    binary = solve_specimen(Specimen(mask, net.spacing, E), case, log=lambda *a: None)
+    binary = solve_specimen(Specimen(mask, net.spacing, E), case["linear"], log=lambda *a: None)
     change = {rule: e[rule, 40] / e[rule, 20] - 1 for rule in ("hashin-shtrikman", "linear")}
     assert change["linear"] > 0.03                          # the over-stiffening to remove
     assert abs(change["hashin-shtrikman"]) < 0.5 * change["linear"]
@@ -120,16 +120,16 @@ def test_real_core_converges_with_voxel_size(lhdl_core, case_factory):
     # E x f +14 % between the sizes, HS +4 %, HS at 19.5 um 2 % below the binary mesh.
     from fem.specimen.scan import scan_specimen
 
-    case = case_factory(solver={"rtol": 1e-8})
+    case = {rule: case_factory(solver={"rtol": 1e-8}, material={"partial_volume": rule})
+            for rule in ("hashin-shtrikman", "linear")}
     e = {}
     for k in (2, 1):
         scan = scan_specimen(lhdl_core, 0.0195, 125.0, smooth_sigma=1.0, coarsen=k, roi_size=1.2)
-        for rule in ("hashin-shtrikman", "linear"):
+        for rule in case:
             spec = specimen_from_levelset(scan.phi, scan.spacing, E)
-            spec.stiffness = rule
-            e[rule, k] = solve_specimen(spec, case, log=lambda *a: None)["apparent_modulus_MPa"]
+            e[rule, k] = solve_specimen(spec, case[rule], log=lambda *a: None)["apparent_modulus_MPa"]
     mask, _ = islands.held_by_platens(scan.phi > 0)
-    binary = solve_specimen(Specimen(mask, scan.spacing, E), case, log=lambda *a: None)
+    binary = solve_specimen(Specimen(mask, scan.spacing, E), case["linear"], log=lambda *a: None)
     change = {rule: e[rule, 2] / e[rule, 1] - 1 for rule in ("hashin-shtrikman", "linear")}
     assert change["linear"] > 0.05
     assert abs(change["hashin-shtrikman"]) < 0.5 * change["linear"]
@@ -147,5 +147,13 @@ def test_binary_specimens_keep_their_moduli_bit_for_bit():
     grid = voxel_grid(mask, (0.05,) * 3)
     for fraction in (None, mask.astype(float)):
         for rule in ("hashin-shtrikman", "linear"):
-            spec = Specimen(mask, (0.05,) * 3, tissue, fraction=fraction, stiffness=rule)
-            np.testing.assert_array_equal(spec.element_modulus(grid, 0.3), tissue.ravel()[grid.voxels])
+            spec = Specimen(mask, (0.05,) * 3, tissue, fraction=fraction)
+            np.testing.assert_array_equal(spec.element_modulus(grid, 0.3, rule), tissue.ravel()[grid.voxels])
+
+
+def test_the_rule_is_a_case_key_with_a_clear_error(case_factory):
+    from fem.errors import CaseError
+
+    assert case_factory().material.partial_volume == "hashin-shtrikman"
+    with pytest.raises(CaseError, match=r"\[material.partial_volume\].*linear"):
+        case_factory(material={"partial_volume": "voigt"})

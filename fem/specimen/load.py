@@ -34,12 +34,10 @@ class Specimen:
     voxels_removed : voxels dropped by the connectivity filter
     fraction : (nx, ny, nz) bone volume fraction of each voxel in [0, 1], or None for
         a binary specimen (every mask voxel is full bone). An element's modulus is
-        the tissue modulus times a function of its fraction (``stiffness``).
+        the tissue modulus times a function of its fraction (``element_modulus``).
     phi : (nx, ny, nz) signed distance to the bone surface, mm, when the specimen has
         sub-voxel geometry (fem.specimen.levelset); None for a plain binary image
     info : how it was made (the vertebral generator's counts of rods, plates, struts)
-    stiffness : how a partial voxel's fraction becomes stiffness, a rule of
-        fem.specimen.partial (default its Hashin-Shtrikman bound; "linear" is E x f)
     """
 
     mask: np.ndarray
@@ -49,7 +47,6 @@ class Specimen:
     fraction: np.ndarray | None = None
     phi: np.ndarray | None = None
     info: dict = field(default_factory=dict)
-    stiffness: str = DEFAULT_RULE
 
     def element_fraction(self, grid) -> np.ndarray:
         """Bone volume fraction of each element of ``grid`` (a fem.mesh.voxel.VoxelGrid
@@ -58,16 +55,16 @@ class Specimen:
             return np.ones(len(grid.voxels))
         return np.asarray(self.fraction, dtype=float).ravel()[grid.voxels]
 
-    def element_modulus(self, grid, poisson: float = 0.3) -> np.ndarray:
+    def element_modulus(self, grid, poisson: float = 0.3, rule: str = DEFAULT_RULE) -> np.ndarray:
         """Modulus of each element of ``grid`` (MPa), shape (n_cells,): the tissue modulus
-        times the stiffness of the element's bone fraction under ``self.stiffness``
-        (fem.specimen.partial; ``poisson`` is the tissue Poisson ratio it may use). Full
-        voxels get the tissue modulus exactly."""
+        times the stiffness of the element's bone fraction under ``rule`` (a rule of
+        fem.specimen.partial; a case's ``[material] partial_volume``; ``poisson`` is the
+        tissue Poisson ratio it may use). Full voxels get the tissue modulus exactly."""
         if np.ndim(self.modulus) == 0:
             tissue = np.full(len(grid.voxels), float(self.modulus))
         else:
             tissue = np.asarray(self.modulus, dtype=float).ravel()[grid.voxels]
-        return tissue * stiffness_fraction(self.element_fraction(grid), self.stiffness, poisson)
+        return tissue * stiffness_fraction(self.element_fraction(grid), rule, poisson)
 
     @property
     def bone_volume_fraction(self) -> float:
