@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import resource
 import time
 from pathlib import Path
 
@@ -49,36 +50,42 @@ def folder(out: Path, edge: float) -> Path:
 
 def collect(out: Path, years: float) -> list[dict]:
     """One table row per edge x cohort x (arm or combined-minus-untreated) x figure."""
+    subs = sorted(out.glob("edge-*mm"), key=lambda p: float(p.name[5:-2]))
+    return tabulate([({"edge_mm": float(sub.name[5:-2])}, sub) for sub in subs], years)
+
+
+def tabulate(folders, years: float) -> list[dict]:
+    """Rows of ``collect`` from (labels, trial folder) pairs; ``labels`` (e.g. the edge in mm)
+    head every row of that folder, and the table is sorted by them, then by cohort."""
     table = []
-    for sub in sorted(out.glob("edge-*mm"), key=lambda p: float(p.name[5:-2])):
-        edge = float(sub.name[5:-2])
+    for labels, sub in folders:
         rows = add_changes(read_rows(sub / ROWS))
 
         def common(cohort):
             dofs = [r["dofs"] for r in rows if r["arm"] == "baseline" and r["cohort"] == cohort]
-            return {"edge_mm": edge, "dofs_baseline": round(sum(dofs) / len(dofs)) if dofs else None}
+            return {**labels, "dofs_baseline": round(sum(dofs) / len(dofs)) if dofs else None}
         for c in change_intervals(rows, years):
             table.append({**common(c["cohort"]), **{k: c[k] for k in ("cohort", "arm", "figure", "n", "mean",
                                                                       "sd", "ci_low", "ci_high")}})
         for e in paired_effects(rows, years):
             table.append({**common(e["cohort"]), "cohort": e["cohort"], "arm": f"{e['arm']} - untreated",
                           **{k: e[k] for k in ("figure", "n", "mean", "sd", "ci_low", "ci_high", "p")}})
-    # edge, then cohort, then untreated, treated arms, differences (stable sort)
-    return sorted(table, key=lambda r: (r["edge_mm"], r["cohort"]))
+    # labels, then cohort, then untreated, treated arms, differences (stable sort)
+    return sorted(table, key=lambda r: (*(r[k] for k in folders[0][0]), r["cohort"]) if folders else 0)
 
 
-def markdown(table: list[dict], years: float) -> str:
+def markdown(table: list[dict], years: float, label: str = "edge_mm", heading: str = "edge mm") -> str:
     def cell(r):
         if r["n"] < 2 or math.isnan(r["ci_low"]):
             return f"{r['mean']:+.2f} (n = 1: no interval)"
         return f"{r['mean']:+.2f} [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
-    keys = list(dict.fromkeys((r["edge_mm"], r["cohort"], r["arm"]) for r in table))
+    keys = list(dict.fromkeys((r[label], r["cohort"], r["arm"]) for r in table))
     lines = [f"{years:g}-year change from baseline, % (mean [95 % t interval] over seeds); "
              "'combined - untreated': paired difference, percentage points", "",
-             "| edge mm | DOF (baseline) | cohort | arm | n | " + " | ".join(FIGURES.values()) + " |",
+             f"| {heading} | DOF (baseline) | cohort | arm | n | " + " | ".join(FIGURES.values()) + " |",
              "| --- " * (5 + len(FIGURES)) + "|"]
     for edge, cohort, arm in keys:
-        rs = {r["figure"]: r for r in table if (r["edge_mm"], r["cohort"], r["arm"]) == (edge, cohort, arm)}
+        rs = {r["figure"]: r for r in table if (r[label], r["cohort"], r["arm"]) == (edge, cohort, arm)}
         first = next(iter(rs.values()))
         dof = first["dofs_baseline"]
         lines.append(f"| {edge:g} | {dof if dof is not None else ''} | {cohort} | {arm} | {first['n']} | "
@@ -109,7 +116,12 @@ def main():
     write_atomic(args.out / "size_study.md", markdown(table, args.years))
     plot_size_study(table, args.years, args.out / "size_study")
     print(markdown(table, args.years))
-    print(f"total {time.perf_counter() - t0:.0f} s", flush=True)
+    print(f"total {time.perf_counter() - t0:.0f} s, {peak_mib():.0f} MiB peak resident", flush=True)
+
+
+def peak_mib() -> float:
+    """Peak resident memory of this process so far (MiB; Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 if __name__ == "__main__":
