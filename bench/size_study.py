@@ -25,6 +25,7 @@ from pathlib import Path
 from fem.analysis.compare import add_changes
 from fem.analysis.paired import FIGURES, change_intervals, paired_effects
 from fem.case import case_from_dict
+from fem.specimen.partial import RULES
 from fem.report.plots import size_study as plot_size_study
 from fem.report.result import write_atomic
 from fem.report.store import ROWS, read_rows
@@ -34,13 +35,15 @@ from fem.trial import run_trial
 ARMS = ["untreated", "combined"]
 
 
-def case_for(edge: float, seeds, cohorts, years: float, voxel: float):
-    """The trial case of one edge (mm)."""
+def case_for(edge: float, seeds, cohorts, years: float, voxel: float,
+             partial_volume: str = "hashin-shtrikman"):
+    """The trial case of one edge (mm); ``partial_volume`` as the case key [material]."""
     return case_from_dict({
         "title": f"size study: {edge:g} mm",
         "trial": {"cohorts": list(cohorts), "arms": ARMS, "years": years, "checkpoints": [years],
                   "seeds": list(seeds), "spinup_years": 1.0, "attribution": False,
                   "specimen": {"size": edge, "voxel_size": voxel}},
+        "material": {"partial_volume": partial_volume},
         "solver": {"rtol": 1e-6}, "output": {"fields": False}}, source="size_study")
 
 
@@ -102,13 +105,16 @@ def main():
                                                      "elderly-osteoporotic"])
     ap.add_argument("--years", type=float, default=2.0)
     ap.add_argument("--voxel", type=float, default=0.04, help="voxel edge, mm")
+    ap.add_argument("--partial-volume", default="hashin-shtrikman", choices=RULES,
+                    help="[material] partial_volume (docs/trial.md's rows of 7 Dec 2026: linear)")
     ap.add_argument("--collect", action="store_true", help="only tabulate and plot finished rows")
     args = ap.parse_args()
     t0 = time.perf_counter()
     if not args.collect:
         for k in range(1, len(args.seeds) + 1):        # one more seed per round, every edge
             for edge in args.edges:
-                case = case_for(edge, args.seeds[:k], args.cohorts, args.years, args.voxel)
+                case = case_for(edge, args.seeds[:k], args.cohorts, args.years, args.voxel,
+                                args.partial_volume)
                 print(f"== {edge:g} mm, seeds {args.seeds[:k]} ({time.perf_counter() - t0:.0f} s)", flush=True)
                 run_trial(case, folder(args.out, edge), log=lambda *a, **kw: print(*a, flush=True))
     table = collect(args.out, args.years)

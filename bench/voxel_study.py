@@ -32,6 +32,8 @@ from pathlib import Path
 
 from size_study import ARMS, case_for, markdown, peak_mib, tabulate
 
+from fem.specimen.partial import RULES
+
 from fem.analysis.compare import add_changes
 from fem.analysis.paired import FIGURES, arm_changes, paired_effects
 from fem.analysis.stats import paired_difference
@@ -134,13 +136,16 @@ def main():
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--cohorts", nargs="+", default=["early-postmenopausal", "elderly-osteoporotic"])
     ap.add_argument("--years", type=float, default=2.0)
+    ap.add_argument("--partial-volume", default="hashin-shtrikman", choices=RULES,
+                    help="[material] partial_volume (docs/trial.md's rows of 7 Dec 2026: linear)")
     ap.add_argument("--collect", action="store_true", help="only tabulate and plot finished rows")
     args = ap.parse_args()
     t0 = time.perf_counter()
     if not args.collect:
         for k in range(1, len(args.seeds) + 1):
             for um in sorted(args.voxels, reverse=True):
-                case = case_for(args.edge, args.seeds[:k], args.cohorts, args.years, um / 1000)
+                case = case_for(args.edge, args.seeds[:k], args.cohorts, args.years, um / 1000,
+                                args.partial_volume)
                 print(f"== {um:g} um, seeds {args.seeds[:k]} ({time.perf_counter() - t0:.0f} s)", flush=True)
                 run_trial(case, folder(args.out, um), log=lambda *a, **kw: print(*a, flush=True))
     present = [um for um in args.voxels if (folder(args.out, um) / ROWS).exists()]
