@@ -96,27 +96,40 @@ def markdown(table: list[dict], years: float, label: str = "edge_mm", heading: s
     return "\n".join(lines) + "\n"
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def study_arguments(ap: argparse.ArgumentParser, cohorts: list[str]) -> argparse.Namespace:
+    """Parse the options a study shares (output, seeds, cohorts, years, partial-volume rule,
+    --collect) after the study's own ones."""
     ap.add_argument("-o", "--out", type=Path, required=True)
-    ap.add_argument("--edges", type=float, nargs="+", default=[2.0, 3.0, 4.0, 6.0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--cohorts", nargs="+", default=["early-postmenopausal", "late-postmenopausal",
-                                                     "elderly-osteoporotic"])
+    ap.add_argument("--cohorts", nargs="+", default=cohorts)
     ap.add_argument("--years", type=float, default=2.0)
-    ap.add_argument("--voxel", type=float, default=0.04, help="voxel edge, mm")
     ap.add_argument("--partial-volume", default="hashin-shtrikman", choices=RULES,
                     help="[material] partial_volume (docs/trial.md's rows of 7 Dec 2026: linear)")
     ap.add_argument("--collect", action="store_true", help="only tabulate and plot finished rows")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def run_rounds(args, values, label, folder_of, case_of) -> None:
+    """One trial per value (edge or voxel), one more seed per round over every value, so an
+    interrupted study has every value at the same seeds; each value's folder resumes."""
+    t0 = time.perf_counter()
+    for k in range(1, len(args.seeds) + 1):
+        for value in values:
+            print(f"== {label(value)}, seeds {args.seeds[:k]} ({time.perf_counter() - t0:.0f} s)", flush=True)
+            run_trial(case_of(value, args.seeds[:k]), folder_of(value),
+                      log=lambda *a, **kw: print(*a, flush=True))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--edges", type=float, nargs="+", default=[2.0, 3.0, 4.0, 6.0])
+    ap.add_argument("--voxel", type=float, default=0.04, help="voxel edge, mm")
+    args = study_arguments(ap, ["early-postmenopausal", "late-postmenopausal", "elderly-osteoporotic"])
     t0 = time.perf_counter()
     if not args.collect:
-        for k in range(1, len(args.seeds) + 1):        # one more seed per round, every edge
-            for edge in args.edges:
-                case = case_for(edge, args.seeds[:k], args.cohorts, args.years, args.voxel,
-                                args.partial_volume)
-                print(f"== {edge:g} mm, seeds {args.seeds[:k]} ({time.perf_counter() - t0:.0f} s)", flush=True)
-                run_trial(case, folder(args.out, edge), log=lambda *a, **kw: print(*a, flush=True))
+        run_rounds(args, args.edges, lambda edge: f"{edge:g} mm", lambda edge: folder(args.out, edge),
+                   lambda edge, seeds: case_for(edge, seeds, args.cohorts, args.years, args.voxel,
+                                                args.partial_volume))
     table = collect(args.out, args.years)
     write_csv(args.out / "size_study.csv", table)
     write_atomic(args.out / "size_study.md", markdown(table, args.years))

@@ -30,9 +30,7 @@ import argparse
 import time
 from pathlib import Path
 
-from size_study import ARMS, case_for, markdown, peak_mib, tabulate
-
-from fem.specimen.partial import RULES
+from size_study import ARMS, case_for, markdown, peak_mib, run_rounds, study_arguments, tabulate
 
 from fem.analysis.compare import add_changes
 from fem.analysis.paired import FIGURES, arm_changes, paired_effects
@@ -41,7 +39,6 @@ from fem.report.plots import ARM_COLOURS, COHORT_MARKERS
 from fem.report.result import write_atomic
 from fem.report.store import ROWS, read_rows
 from fem.report.tables import write_csv
-from fem.trial import run_trial
 
 
 def folder(out: Path, um: float) -> Path:
@@ -129,25 +126,16 @@ def plot(table: list[dict], years: float, path: Path):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("-o", "--out", type=Path, required=True)
     ap.add_argument("--voxels", type=float, nargs="+", default=[40.0, 30.0],
                     help="voxel edges, um; the first is the reference")
     ap.add_argument("--edge", type=float, default=3.0, help="specimen edge, mm")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--cohorts", nargs="+", default=["early-postmenopausal", "elderly-osteoporotic"])
-    ap.add_argument("--years", type=float, default=2.0)
-    ap.add_argument("--partial-volume", default="hashin-shtrikman", choices=RULES,
-                    help="[material] partial_volume (docs/trial.md's rows of 7 Dec 2026: linear)")
-    ap.add_argument("--collect", action="store_true", help="only tabulate and plot finished rows")
-    args = ap.parse_args()
+    args = study_arguments(ap, ["early-postmenopausal", "elderly-osteoporotic"])
     t0 = time.perf_counter()
     if not args.collect:
-        for k in range(1, len(args.seeds) + 1):
-            for um in sorted(args.voxels, reverse=True):
-                case = case_for(args.edge, args.seeds[:k], args.cohorts, args.years, um / 1000,
-                                args.partial_volume)
-                print(f"== {um:g} um, seeds {args.seeds[:k]} ({time.perf_counter() - t0:.0f} s)", flush=True)
-                run_trial(case, folder(args.out, um), log=lambda *a, **kw: print(*a, flush=True))
+        run_rounds(args, sorted(args.voxels, reverse=True), lambda um: f"{um:g} um",
+                   lambda um: folder(args.out, um),
+                   lambda um, seeds: case_for(args.edge, seeds, args.cohorts, args.years, um / 1000,
+                                              args.partial_volume))
     present = [um for um in args.voxels if (folder(args.out, um) / ROWS).exists()]
     table = tabulate([({"voxel_um": um}, folder(args.out, um)) for um in sorted(present, reverse=True)],
                      args.years)
