@@ -31,7 +31,7 @@ model with large deformation, assembled: the reference for small models).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from mpi4py import MPI
@@ -59,6 +59,11 @@ class TissueYield:
     softening_end : yield index where the stress has fallen to ``residual``
     residual : residual stress as a fraction of the yield stress E eps_y
         (the softening parameters are illustrative, not measured: docs/nonlinear.md)
+    crack_band : mm; 0 = off. With softening, the element size at which
+        ``softening_end`` holds: an element of edge h softens to softening_end(h) =
+        r_o + (softening_end - r_o) crack_band / h (crack band, Bazant & Oh 1983), so the
+        energy it dissipates per unit area of its cross-section, h times the area of the
+        softening branch, is the same at every element size (:func:`crack_band_law`)
     """
 
     yield_compression: float = 0.0081
@@ -68,6 +73,27 @@ class TissueYield:
     softening_onset: float = 2.0
     softening_end: float = 4.0
     residual: float = 0.1
+    crack_band: float = 0.0
+
+
+def crack_band_law(tissue: TissueYield, spacing) -> TissueYield:
+    """The tissue law of one element of edges ``spacing`` (mm) under crack-band regularisation.
+
+    Softening localises in a band one element wide, so the energy dissipated per unit
+    crack area is h g, with g the area of the softening branch per unit volume,
+    g = (s_o - residual) (r_e - r_o) / 2 E eps_y^2 above the residual (E eps_y^2 in the
+    mode that governs r). Keeping h g fixed at its value for h = ``crack_band`` stretches
+    the branch: r_e(h) - r_o = (r_e - r_o) crack_band / h; onset, residual and the
+    hardening part are unchanged. h is the edge of a cube of the element's volume.
+    Returns ``tissue`` itself when the regularisation is off, else a copy with
+    ``crack_band = 0`` and the element's ``softening_end``.
+    """
+    if not (tissue.softening and tissue.crack_band > 0):
+        return tissue
+    h = float(np.prod(np.asarray(spacing, dtype=float))) ** (1.0 / 3.0)
+    ro = tissue.softening_onset
+    return replace(tissue, crack_band=0.0,
+                   softening_end=ro + (tissue.softening_end - ro) * tissue.crack_band / h)
 
 
 # Smallest secant factor: a fully softened element keeps 0.1 % of E so that the operator
@@ -193,7 +219,7 @@ def compression_curve(msh, modulus_cells, poisson, test, height, pins, voxel_spa
     from fem.solve.multigrid import VoxelMultigrid, fine_cells
     from fem.solve.solver import solve
 
-    tissue = tissue or TissueYield()
+    tissue = crack_band_law(tissue or TissueYield(), voxel_spacing)
     t_start = time.perf_counter()
     comm = msh.comm
     E0 = np.asarray(modulus_cells, dtype=float)
