@@ -10,7 +10,7 @@ the Pistoia estimate of the linear solve beside the nonlinear loads. ``--roi`` c
 centred cube first (cases/real-core.toml: ``--roi 3 --threshold 125 --k 2``);
 ``--post-yield``, ``--yield-tension`` and ``--yield-compression`` override the tissue defaults;
 ``--softening ONSET END RESIDUAL`` turns the softening law on (``--crack-band MM`` regularises
-it); ``--generated COHORT SIZE
+it, as does ``--nonlocal MM``); ``--generated COHORT SIZE
 VOXEL SEED`` runs a generated vertebral specimen instead of the core.
 
     ./bonefem exec mpirun -n 2 python3 -u bench/nonlinear.py --k 2 3 4 --repeat 3 -o bench/out/nonlinear.json
@@ -171,6 +171,8 @@ def main(argv=None):
     p.add_argument("--crack-band", type=float, default=0.0, metavar="MM",
                    help="with --softening: crack-band regularisation, the element size (mm) at "
                         "which END holds (fem.solve.nonlinear.crack_band_law)")
+    p.add_argument("--nonlocal", type=float, default=0.0, metavar="MM",
+                   dest="radius", help="nonlocal yield index: Gaussian radius, mm (fem.solve.nonlinear.NonlocalAverage)")
     p.add_argument("--generated", nargs=4, metavar=("COHORT", "SIZE", "VOXEL", "SEED"),
                    help="a generated vertebral specimen instead of the LHDL core")
     p.add_argument("--large", action="store_true", help="also time geometry = large (assembled, LU)")
@@ -188,6 +190,7 @@ def main(argv=None):
         tissue.softening = True
         tissue.softening_onset, tissue.softening_end, tissue.residual = args.softening
         tissue.crack_band = args.crack_band
+    tissue.nonlocal_radius = args.radius
     generated = None if args.generated is None else (
         args.generated[0], float(args.generated[1]), float(args.generated[2]), int(args.generated[3]))
     for k in args.k:

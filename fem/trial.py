@@ -97,6 +97,8 @@ def job_keys(case: Case, cohort: str, seed: int, arm: str | None = None) -> str:
             d["analysis"].pop(k)
     elif not case.analysis.crack_band:   # off: resume keys as before the key existed
         d["analysis"].pop("crack_band")
+    if not case.analysis.nonlocal_radius:
+        d["analysis"].pop("nonlocal_radius")
     common = [fem.__version__, {k: d[k] for k in sections}, t,
               cohort_source(case.trial, cohort, seed), (PRESETS / "untreated.toml").read_text(), seed]
     if arm is None:

@@ -232,6 +232,46 @@ def test_crack_band_bar_post_peak_compliance_is_independent_of_element_size(h):
     assert softening_part == pytest.approx(-band * (re - ro) / (0.9 * E * A * (so - rho)), rel=1e-5)
 
 
+def test_nonlocal_average_of_a_spike_and_of_a_uniform_field():
+    # On a 9 x 9 x 9 lattice of unit weights, sigma = 1 voxel, truncated at 3 sigma: the
+    # average of one element's r = 1 is, at that element, the centre weight of the
+    # normalised discrete Gaussian, prod over axes 1 / sum_{k=-3..3} exp(-k^2 / 2); a
+    # uniform field, or one on a lattice with holes, stays uniform; r on one of two
+    # separate blocks does not leak into the other beyond the kernel's reach.
+    from mpi4py import MPI
+
+    from fem.solve.nonlinear import NonlocalAverage
+
+    ijk = np.argwhere(np.ones((9, 9, 9), bool))
+    avg = NonlocalAverage(ijk, np.ones(len(ijk)), 0.05, (0.05,) * 3, MPI.COMM_SELF)
+    r = np.zeros(len(ijk))
+    centre = np.flatnonzero((ijk == 4).all(axis=1))[0]
+    r[centre] = 1.0
+    g = 1.0 / np.exp(-np.arange(-3, 4) ** 2 / 2.0).sum()
+    out = avg(r)
+    assert out[centre] == pytest.approx(g ** 3, rel=1e-12)
+    beside = np.flatnonzero((ijk == [5, 4, 4]).all(axis=1))[0]   # its kernel inside the lattice
+    assert out[beside] == pytest.approx(g ** 3 * np.exp(-0.5), rel=1e-12)
+    holes = ijk[(ijk.sum(axis=1) % 3) != 0]
+    w = np.random.default_rng(0).uniform(0.2, 1.0, len(holes))
+    assert NonlocalAverage(holes, w, 0.08, (0.05,) * 3, MPI.COMM_SELF)(np.full(len(holes), 1.7)) \
+        == pytest.approx(1.7, rel=1e-12)
+    two = np.concatenate([ijk[ijk[:, 0] < 2], ijk[ijk[:, 0] > 7] + [10, 0, 0]])
+    r2 = np.where(two[:, 0] < 2, 1.0, 0.0)
+    assert np.all(NonlocalAverage(two, np.ones(len(two)), 0.05, (0.05,) * 3, MPI.COMM_SELF)(r2)[two[:, 0] > 7] == 0)
+
+
+def test_nonlocal_yield_index_leaves_a_uniform_cube_analytic(case_factory):
+    # a solid cube in uniaxial compression has a uniform strain: the averaged index is the
+    # local one, so the softening peak is the law's, as without the average
+    eps_y, a = 0.0081, 0.15
+    case = case_factory(analysis={"strength": "nonlinear", "strain_max": -3 * eps_y, "steps": 4, **SOFT,
+                                  "nonlocal_radius": 0.05}, solver={"rtol": 1e-12})
+    r = solve(np.ones((3, 3, 3)), case)["nonlinear"]
+    assert r["ultimate_load_N"] == pytest.approx(E * eps_y * 1.025 * a * a, rel=1e-9)
+    assert r["strain_at_ultimate"] == pytest.approx(1.5 * eps_y, rel=1e-9)
+
+
 # --- linear buckling of a voxel column ---------------------------------------------
 
 def column(n: int, slenderness: int, brace=False, imperfection=0.0):
@@ -413,6 +453,9 @@ def test_bad_analysis_keys_name_the_key(tmp_path):
         case_from_dict({"specimen": {"image": str(mesh)}, "analysis": {"strength": "nonlinear"}}, source="c.toml")
     with pytest.raises(CaseError, match=r"c.toml: \[analysis.crack_band\] regularises the softening law"):
         case_from_dict({"specimen": {"synthetic": {}}, "analysis": {"crack_band": 0.04}}, source="c.toml")
+    with pytest.raises(CaseError, match=r"\[analysis.nonlocal_radius\] the large-deformation solver"):
+        case_from_dict({"specimen": {"synthetic": {}}, "analysis": {"geometry": "large", "nonlocal_radius": 0.04}},
+                       source="c.toml")
     with pytest.raises(CaseError, match=r"\[analysis.crack_band\]"):
         case_from_dict({"specimen": {"synthetic": {}}, "analysis": {"softening": True, "crack_band": -1.0}},
                        source="c.toml")

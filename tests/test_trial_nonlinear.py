@@ -55,6 +55,7 @@ def test_pistoia_trials_keep_their_resume_keys():
     assert key(**nl) == key(**nl, softening_end=5.0)
     assert key(**nl) != key(**soft)
     assert key(**soft) != key(**soft, crack_band=0.04)
+    assert key(**nl) != key(**nl, nonlocal_radius=0.04)
 
 
 @pytest.fixture(scope="module")
