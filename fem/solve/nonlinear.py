@@ -16,6 +16,12 @@ applied as a prescribed top displacement in steps; at each step the secant (Kaca
 iteration solves K(E_s) u = 0 with the boundary values, recomputes E_s from u, and repeats
 until the reaction force and the secant moduli settle.
 
+Softening localises in single elements, so its load peak depends on the element size;
+two regularisations are options of the law: a crack band (the softening branch stretched
+by a reference size / the element size, :func:`crack_band_law`) and an integral-nonlocal
+yield index (a Gaussian average over the bone within a radius, :class:`NonlocalAverage`);
+docs/nonlinear.md measures both.
+
 Why secant: a secant modulus is a per-element scaling of the voxel stiffness, which the
 matrix-free operator and multigrid of fem.solve.multigrid already support (its fine-level
 weights are the element moduli), so every iteration is one warm-started CG solve on the
