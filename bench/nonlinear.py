@@ -9,7 +9,9 @@ mesh, repeated ``--repeat`` times alternately, and prints medians and their rati
 the Pistoia estimate of the linear solve beside the nonlinear loads. ``--roi`` cuts a
 centred cube first (cases/real-core.toml: ``--roi 3 --threshold 125 --k 2``);
 ``--post-yield``, ``--yield-tension`` and ``--yield-compression`` override the tissue defaults;
-``--softening ONSET END RESIDUAL`` turns the softening law on; ``--generated COHORT SIZE
+``--softening ONSET END RESIDUAL`` turns the softening law on (``--crack-band MM`` regularises
+it, as does ``--nonlocal MM``); ``--split M`` splits each voxel of the segmented mask into
+M^3 (the same geometry on finer elements: a mesh-convergence test); ``--generated COHORT SIZE
 VOXEL SEED`` runs a generated vertebral specimen instead of the core.
 
     ./bonefem exec mpirun -n 2 python3 -u bench/nonlinear.py --k 2 3 4 --repeat 3 -o bench/out/nonlinear.json
@@ -63,7 +65,7 @@ def generated_mask(cohort: str, size: float, voxel: float, seed: int):
 
 
 def run(k: int, repeat: int, steps: int, strain_max: float, comm, log, threshold=63.0, roi=None,
-        tissue=None, large=False, generated=None) -> dict:
+        tissue=None, large=False, generated=None, split=1) -> dict:
     from fem.mesh.distribute import create_dolfinx_mesh
     from fem.mesh.voxel import voxel_grid
     from fem.solve.elasticity import solve_compression
@@ -78,6 +80,9 @@ def run(k: int, repeat: int, steps: int, strain_max: float, comm, log, threshold
         mask, spacing = generated_mask(*generated)
     else:
         mask, spacing = lhdl_mask(k, threshold, roi)
+    if comm.rank == 0 and split > 1:     # the same geometry on split^3 smaller voxels each
+        mask = mask.repeat(split, 0).repeat(split, 1).repeat(split, 2)
+        spacing = tuple(h / split for h in spacing)
     spacing = comm.bcast(spacing)
     grid = voxel_grid(mask, spacing) if comm.rank == 0 else None
     meta = comm.bcast(None if grid is None else (grid.extent, pin_points(grid.points), float(mask.mean())))
@@ -107,7 +112,7 @@ def run(k: int, repeat: int, steps: int, strain_max: float, comm, log, threshold
                 "offset_yield_over_pistoia": None if out["offset_yield_load_N"] is None
                 else out["offset_yield_load_N"] / p.failure_load_N,
                 "roi_mm": roi, "threshold": threshold, "tissue": vars(tissue) if tissue else None,
-                "generated": generated})
+                "generated": generated, "split": split, "voxel_mm": spacing[0]})
     if large:       # the assembled large-deformation reference on the same mesh, once
         from fem.solve.large_deformation import compression_curve_large
         from fem.solve.loadcases import boundary_conditions
@@ -157,6 +162,8 @@ def plot(rows, path):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--k", type=int, nargs="+", default=[3])
+    p.add_argument("--split", type=int, nargs="+", default=[1],
+                   help="split each voxel of the segmented mask into SPLIT^3 (same geometry, finer mesh)")
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--strain-max", type=float, default=-0.025)
@@ -167,6 +174,11 @@ def main(argv=None):
     p.add_argument("--yield-compression", type=float, default=0.0081)
     p.add_argument("--softening", nargs=3, type=float, metavar=("ONSET", "END", "RESIDUAL"),
                    help="softening tissue law (yield strains onset and end, residual stress fraction)")
+    p.add_argument("--crack-band", type=float, default=0.0, metavar="MM",
+                   help="with --softening: crack-band regularisation, the element size (mm) at "
+                        "which END holds (fem.solve.nonlinear.crack_band_law)")
+    p.add_argument("--nonlocal", type=float, default=0.0, metavar="MM",
+                   dest="radius", help="nonlocal yield index: Gaussian radius, mm (fem.solve.nonlinear.NonlocalAverage)")
     p.add_argument("--generated", nargs=4, metavar=("COHORT", "SIZE", "VOXEL", "SEED"),
                    help="a generated vertebral specimen instead of the LHDL core")
     p.add_argument("--large", action="store_true", help="also time geometry = large (assembled, LU)")
@@ -175,7 +187,7 @@ def main(argv=None):
     p.add_argument("-o", type=Path)
     args = p.parse_args(argv)
     comm = MPI.COMM_WORLD
-    say = (lambda *a, **k: print(*a, flush=True)) if comm.rank == 0 else (lambda *a: None)
+    say = (lambda *a, **k: print(*a, flush=True)) if comm.rank == 0 else (lambda *a, **k: None)
     rows = []
     from fem.solve.nonlinear import TissueYield
 
@@ -183,13 +195,15 @@ def main(argv=None):
     if args.softening:
         tissue.softening = True
         tissue.softening_onset, tissue.softening_end, tissue.residual = args.softening
+        tissue.crack_band = args.crack_band
+    tissue.nonlocal_radius = args.radius
     generated = None if args.generated is None else (
         args.generated[0], float(args.generated[1]), float(args.generated[2]), int(args.generated[3]))
-    for k in args.k:
+    for k, split in [(k, m) for k in args.k for m in args.split]:
         r = run(k, args.repeat, args.steps, args.strain_max, comm, say if args.v else (lambda *a: None),
-                args.threshold, args.roi, tissue, args.large, generated)
+                args.threshold, args.roi, tissue, args.large, generated, split)
         rows.append(r)
-        say(f"k={k}: {r['dofs']} DOF BV/TV {r['bv_tv']:.3f}: linear {r['linear_median_s']:.2f} s "
+        say(f"k={k} split={split}: {r['dofs']} DOF BV/TV {r['bv_tv']:.3f}: linear {r['linear_median_s']:.2f} s "
             f"({r['linear_cg_iterations']} CG), nonlinear {r['nonlinear_median_s']:.2f} s "
             f"({r['points']} points, {r['secant_iterations']} secant, {r['inner_iterations']} CG), "
             f"ratio {r['ratio']:.1f}; ultimate {r['ultimate_load_N']:.2f} N at "

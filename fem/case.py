@@ -145,6 +145,14 @@ class Analysis:
                               "strains (> softening_onset)", gt=1)
     residual: float = _f(0.1, "residual tissue stress after softening, as a fraction of the yield "
                          "stress", ge=0, lt=1)
+    crack_band: float = _f(0.0, "mm; with softening, the element size at which softening_end holds: "
+                           "other element sizes h get softening_onset + (softening_end - "
+                           "softening_onset) x crack_band / h, the same fracture energy per unit "
+                           "crack area (crack band, Bazant & Oh 1983); 0: off", ge=0)
+    nonlocal_radius: float = _f(0.0, "mm; the damage follows the Gaussian average (this standard "
+                                "deviation) of the tissue yield index over the bone around each "
+                                "element (integral nonlocal, Pijaudier-Cabot & Bazant 1987); "
+                                "0: off (the element's own)", ge=0)
     strain_max: float = _f(-0.03, "last apparent strain of the nonlinear test (negative = compression)",
                            gt=-0.5, lt=0.5, nonzero=True)
     steps: int = _f(15, "load steps of the nonlinear test after the first yield", gt=0)
@@ -360,6 +368,12 @@ def case_from_dict(table: dict, source: str | Path = "", base_dir: str | Path = 
     if an.softening_end <= an.softening_onset:
         raise CaseError(source, "analysis.softening_end", f"expected a value > softening_onset "
                         f"({an.softening_onset}), got {an.softening_end!r}")
+    if an.crack_band and not an.softening:
+        raise CaseError(source, "analysis.crack_band", "regularises the softening law: set "
+                        "softening = true, or crack_band = 0")
+    if an.nonlocal_radius and an.geometry == "large":
+        raise CaseError(source, "analysis.nonlocal_radius", "the large-deformation solver has "
+                        "no nonlocal yield index: set geometry = \"small\", or nonlocal_radius = 0")
     spec = case.specimen
     given = [k for k in ("image", "synthetic", "vertebral") if getattr(spec, k) is not None]
     if case.trial is not None:

@@ -93,8 +93,12 @@ def job_keys(case: Case, cohort: str, seed: int, arm: str | None = None) -> str:
     # the nonlinear test's settings only where it runs: Pistoia trials keep their keys
     sections += ("analysis",) if case.analysis.strength == "nonlinear" else ()
     if not case.analysis.softening:      # keys of the softening law: only where it is on
-        for k in ("softening", "softening_onset", "softening_end", "residual"):
+        for k in ("softening", "softening_onset", "softening_end", "residual", "crack_band"):
             d["analysis"].pop(k)
+    elif not case.analysis.crack_band:   # off: resume keys as before the key existed
+        d["analysis"].pop("crack_band")
+    if not case.analysis.nonlocal_radius:
+        d["analysis"].pop("nonlocal_radius")
     common = [fem.__version__, {k: d[k] for k in sections}, t,
               cohort_source(case.trial, cohort, seed), (PRESETS / "untreated.toml").read_text(), seed]
     if arm is None:

@@ -97,9 +97,10 @@ def test_solid_cube_softening_peaks_at_the_law_peak(case_factory):
     assert r["tissue"]["softening"] is True
 
 
-def bar(strain_max, steps, tissue, **kw):
-    """A 3 x 3 x 2 voxel bar (0.1 mm voxels, nu = 0: an exact 1-D bar of two elements in
-    series), bottom layer at 0.9 E; its compression curve."""
+def series_bar(shape, h, strain_max, steps, tissue, **kw):
+    """A voxel bar of ``shape`` (nx, ny, nz) voxels of edge h mm, nu = 0 (each layer in
+    uniaxial stress: an exact 1-D bar of nz elements in series), the bottom layer at 0.9 E;
+    its compression curve."""
     import dolfinx.mesh
     from mpi4py import MPI
 
@@ -108,14 +109,18 @@ def bar(strain_max, steps, tissue, **kw):
     from fem.solve.loadcases import pin_points
     from fem.solve.nonlinear import compression_curve
 
-    h = 0.1
-    grid = voxel_grid(np.ones((3, 3, 2), bool), (h,) * 3)
+    grid = voxel_grid(np.ones(shape, bool), (h,) * 3)
     msh, _ = create_dolfinx_mesh(MPI.COMM_SELF, grid.points, grid.cells)
     n = msh.topology.index_map(3).size_local
     z = dolfinx.mesh.compute_midpoints(msh, 3, np.arange(n, dtype=np.int32))[:, 2]
-    return compression_curve(msh, np.where(z < h, 0.9 * E, E), 0.0, "uniaxial", 2 * h,
+    return compression_curve(msh, np.where(z < h, 0.9 * E, E), 0.0, "uniaxial", shape[2] * h,
                              pin_points(grid.points), (h,) * 3, tissue, strain_max, steps,
                              rtol=1e-11, linear_rtol=1e-11, **kw)
+
+
+def bar(strain_max, steps, tissue, **kw):
+    """A 3 x 3 x 2 voxel bar of 0.1 mm voxels: two elements in series."""
+    return series_bar((3, 3, 2), 0.1, strain_max, steps, tissue, **kw)
 
 
 def test_two_elements_in_series_softening_localises_in_the_weaker():
@@ -150,6 +155,121 @@ def test_secant_iteration_that_does_not_settle_is_an_error():
     t = TissueYield(0.0081, 0.0081, 0.05, True, 2.0, 4.0, 0.1)
     with pytest.raises(SolverError, match="did not settle"):
         bar(-0.03, 4, t, max_secant=1)
+
+
+def test_step_past_the_peak_that_does_not_settle_ends_the_curve():
+    # The two-element bar of the test above (peak at apparent strain 1.4725 eps_y), 10 steps
+    # of 0.205 eps_y from first yield at 0.95 eps_y, and a tight iteration limit
+    # (max_secant 8: 32 for softening steps): the step over the peak is cut to 1/8
+    # (1.4625 eps_y, still hardening: the peak point), the next point lands just past the
+    # peak (1.4753125 eps_y, on the localised branch), and the step after it does not
+    # settle even at 1/16 (0.0128125 eps_y). Past a converged peak that ends the curve at its
+    # last converged point instead of raising, and the result says where.
+    from fem.analysis.strength import summarise
+    from fem.solve.nonlinear import TissueYield
+
+    eps_y, so, k, ro = 0.0081, 1.05, 0.475, 2.0
+    t = TissueYield(eps_y, eps_y, 0.05, True, ro, 4.0, 0.1)
+    c = bar(-3 * eps_y, 10, t, max_secant=8, secant_tol=1e-9, drop=0.99)
+    a = np.abs(c.strain) / eps_y
+    assert a[-2:] == pytest.approx([1.4625, 1.4753125], rel=1e-12)
+    stress = np.abs(c.force) / 0.09
+    r_peak = (2 * 1.4625 - 0.9 * 0.95) / (1 + 0.9 * 0.05)           # weak element, hardening
+    assert stress[-2] == pytest.approx(0.9 * E * eps_y * (1 + 0.05 * (r_peak - 1)), rel=1e-8)
+    r1 = (2 * 1.4753125 - 0.9 * so - 0.9 * k * ro) / (1 - 0.9 * k)  # localised, softening
+    assert stress[-1] == pytest.approx(0.9 * E * eps_y * (so - k * (r1 - ro)), rel=1e-6)
+    assert c.peak_index == len(c.force) - 2 and c.peaked
+    assert c.unsettled_strain == pytest.approx(-(1.4753125 + 0.205 / 16) * eps_y, rel=1e-12)
+    assert summarise(c, 0.09)["unsettled_strain"] == pytest.approx((1.4753125 + 0.205 / 16) * eps_y, rel=1e-12)
+
+
+def test_crack_band_law_stretches_the_softening_branch_by_hand():
+    from fem.solve.nonlinear import TissueYield, crack_band_law
+
+    t = TissueYield(0.0081, 0.0033, 0.05, True, 2.0, 4.0, 0.1, crack_band=0.2)
+    assert crack_band_law(t, (0.1, 0.1, 0.1)).softening_end == pytest.approx(6.0, rel=1e-12)
+    assert crack_band_law(t, (0.4, 0.4, 0.4)).softening_end == pytest.approx(3.0, rel=1e-12)
+    # h = cube root of the element volume; the regularised law is not regularised again
+    once = crack_band_law(t, (0.05, 0.1, 0.2))
+    assert once.softening_end == pytest.approx(6.0, rel=1e-12) and once.crack_band == 0
+    assert crack_band_law(once, (0.4,) * 3) is once
+    off = TissueYield(0.0081, 0.0033, 0.05, False, 2.0, 4.0, 0.1, crack_band=0.2)
+    assert crack_band_law(off, (0.1,) * 3) is off              # no softening: nothing to regularise
+
+
+@pytest.mark.parametrize("h", [0.2, 0.1])
+def test_crack_band_bar_post_peak_compliance_is_independent_of_element_size(h):
+    # A bar of length L = 0.4 mm and section 0.6 x 0.6 mm at two element sizes: 3 x 3 x 2
+    # elements of 0.2 mm, 6 x 6 x 4 of 0.1 mm; the bottom layer (one element high) at 0.9 E
+    # softens alone, the rest unloads elastically (as in the two-element test). The law
+    # (r_o 2, r_e 4, residual 0.1, h_p 0.05: s_o = 1.05) holds at crack_band = 0.2 mm, so the
+    # band's softening slope is k = 0.95 / ((r_e - r_o) 0.2 / h). With n = L / h elements,
+    # after the peak at apparent strain a eps_y: n a = r_1 + (n - 1) 0.9 (s_o - k (r_1 - r_o)),
+    # stress 0.9 E eps_y (s_o - k (r_1 - r_o)). The bar's compliance after the peak,
+    # d delta / dF = (L - h) / (E A) - h / (0.9 E A k): its softening part
+    # -0.2 (r_e - r_o) / (0.9 E A 0.95) is the same at both sizes (the fracture energy per
+    # unit area is). Without the crack band the 0.1 mm bar would snap back
+    # (1 - 3 x 0.9 x 0.475 < 0): no displacement-controlled curve past its peak.
+    from fem.solve.nonlinear import TissueYield
+
+    eps_y, so, ro, re, rho, band, L, A = 0.0081, 1.05, 2.0, 4.0, 0.1, 0.2, 0.4, 0.36
+    n = round(L / h)
+    k = (so - rho) / ((re - ro) * band / h)
+    t = TissueYield(eps_y, eps_y, 0.05, True, ro, re, rho, crack_band=band)
+    a_yield, a_peak = (1 + (n - 1) * 0.9) / n, (ro + (n - 1) * 0.9 * so) / n
+    ds = (a_peak - a_yield) / 2                 # two steps to the peak, two beyond
+    across = round(0.6 / h)
+    c = series_bar((across, across, n), h, -(a_yield + 4 * ds) * eps_y, 4, t, secant_tol=1e-9, drop=0.99)
+    force, delta = np.abs(c.force), np.abs(c.strain) * L
+    assert c.peaked and c.peak_index == 3 and len(force) == 6
+    assert force[3] == pytest.approx(0.9 * E * eps_y * so * A, rel=1e-8)
+    for i, a in ((4, a_peak + ds), (5, a_peak + 2 * ds)):
+        r1 = (n * a - (n - 1) * 0.9 * (so + k * ro)) / (1 - (n - 1) * 0.9 * k)
+        assert ro < r1 < ro + (re - ro) * band / h                 # on the softening branch
+        assert force[i] == pytest.approx(0.9 * E * eps_y * (so - k * (r1 - ro)) * A, rel=1e-6)
+    compliance = (delta[5] - delta[4]) / (force[5] - force[4])
+    softening_part = compliance - (L - h) / (E * A)
+    assert softening_part == pytest.approx(-band * (re - ro) / (0.9 * E * A * (so - rho)), rel=1e-5)
+
+
+def test_nonlocal_average_of_a_spike_and_of_a_uniform_field():
+    # On a 9 x 9 x 9 lattice of unit weights, sigma = 1 voxel, truncated at 3 sigma: the
+    # average of one element's r = 1 is, at that element, the centre weight of the
+    # normalised discrete Gaussian, prod over axes 1 / sum_{k=-3..3} exp(-k^2 / 2); a
+    # uniform field, or one on a lattice with holes, stays uniform; r on one of two
+    # separate blocks does not leak into the other beyond the kernel's reach.
+    from mpi4py import MPI
+
+    from fem.solve.nonlinear import NonlocalAverage
+
+    ijk = np.argwhere(np.ones((9, 9, 9), bool))
+    avg = NonlocalAverage(ijk, np.ones(len(ijk)), 0.05, (0.05,) * 3, MPI.COMM_SELF)
+    r = np.zeros(len(ijk))
+    centre = np.flatnonzero((ijk == 4).all(axis=1))[0]
+    r[centre] = 1.0
+    g = 1.0 / np.exp(-np.arange(-3, 4) ** 2 / 2.0).sum()
+    out = avg(r)
+    assert out[centre] == pytest.approx(g ** 3, rel=1e-12)
+    beside = np.flatnonzero((ijk == [5, 4, 4]).all(axis=1))[0]   # its kernel inside the lattice
+    assert out[beside] == pytest.approx(g ** 3 * np.exp(-0.5), rel=1e-12)
+    holes = ijk[(ijk.sum(axis=1) % 3) != 0]
+    w = np.random.default_rng(0).uniform(0.2, 1.0, len(holes))
+    assert NonlocalAverage(holes, w, 0.08, (0.05,) * 3, MPI.COMM_SELF)(np.full(len(holes), 1.7)) \
+        == pytest.approx(1.7, rel=1e-12)
+    two = np.concatenate([ijk[ijk[:, 0] < 2], ijk[ijk[:, 0] > 7] + [10, 0, 0]])
+    r2 = np.where(two[:, 0] < 2, 1.0, 0.0)
+    assert np.all(NonlocalAverage(two, np.ones(len(two)), 0.05, (0.05,) * 3, MPI.COMM_SELF)(r2)[two[:, 0] > 7] == 0)
+
+
+def test_nonlocal_yield_index_leaves_a_uniform_cube_analytic(case_factory):
+    # a solid cube in uniaxial compression has a uniform strain: the averaged index is the
+    # local one, so the softening peak is the law's, as without the average
+    eps_y, a = 0.0081, 0.15
+    case = case_factory(analysis={"strength": "nonlinear", "strain_max": -3 * eps_y, "steps": 4, **SOFT,
+                                  "nonlocal_radius": 0.05}, solver={"rtol": 1e-12})
+    r = solve(np.ones((3, 3, 3)), case)["nonlinear"]
+    assert r["ultimate_load_N"] == pytest.approx(E * eps_y * 1.025 * a * a, rel=1e-9)
+    assert r["strain_at_ultimate"] == pytest.approx(1.5 * eps_y, rel=1e-9)
 
 
 # --- linear buckling of a voxel column ---------------------------------------------
@@ -331,3 +451,11 @@ def test_bad_analysis_keys_name_the_key(tmp_path):
     mesh.write_text("")
     with pytest.raises(CaseError, match=r"c.toml: \[analysis.strength\] the nonlinear analysis needs a voxel"):
         case_from_dict({"specimen": {"image": str(mesh)}, "analysis": {"strength": "nonlinear"}}, source="c.toml")
+    with pytest.raises(CaseError, match=r"c.toml: \[analysis.crack_band\] regularises the softening law"):
+        case_from_dict({"specimen": {"synthetic": {}}, "analysis": {"crack_band": 0.04}}, source="c.toml")
+    with pytest.raises(CaseError, match=r"\[analysis.nonlocal_radius\] the large-deformation solver"):
+        case_from_dict({"specimen": {"synthetic": {}}, "analysis": {"geometry": "large", "nonlocal_radius": 0.04}},
+                       source="c.toml")
+    with pytest.raises(CaseError, match=r"\[analysis.crack_band\]"):
+        case_from_dict({"specimen": {"synthetic": {}}, "analysis": {"softening": True, "crack_band": -1.0}},
+                       source="c.toml")

@@ -50,6 +50,12 @@ def test_pistoia_trials_keep_their_resume_keys():
     assert key() == key(post_yield=0.1)                  # Pistoia: unused keys change nothing
     assert key() != key(strength="nonlinear")
     assert key(strength="nonlinear") != key(strength="nonlinear", post_yield=0.1)
+    # the softening law's keys only with softening, the crack band's only when it is on
+    nl, soft = {"strength": "nonlinear"}, {"strength": "nonlinear", "softening": True}
+    assert key(**nl) == key(**nl, softening_end=5.0)
+    assert key(**nl) != key(**soft)
+    assert key(**soft) != key(**soft, crack_band=0.04)
+    assert key(**nl) != key(**nl, nonlocal_radius=0.04)
 
 
 @pytest.fixture(scope="module")

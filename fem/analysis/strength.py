@@ -177,7 +177,7 @@ def nonlinear_strength(msh, modulus_cells, fraction_cells, extent, pins, voxel_s
     Writes ``curve.csv``, ``curve.png`` and ``peak.pvd`` into ``outdir`` (unless None).
     Returns the summary (same on every rank).
     """
-    from fem.solve.nonlinear import compression_curve
+    from fem.solve.nonlinear import compression_curve, crack_band_law
 
     comm = comm or msh.comm
     say = log if comm.rank == 0 else (lambda *a: None)
@@ -188,7 +188,8 @@ def nonlinear_strength(msh, modulus_cells, fraction_cells, extent, pins, voxel_s
 
         curve = compression_curve_large(
             msh, modulus_cells, poisson, lambda s, V: boundary_conditions(V, test, s, extent[2], pins),
-            options.strain_max, options.steps, tissue, fraction_cells, log=say)
+            options.strain_max, options.steps, crack_band_law(tissue, voxel_spacing), fraction_cells,
+            log=say)
     else:
         curve = compression_curve(msh, modulus_cells, poisson, test, extent[2], pins, voxel_spacing,
                                   tissue, options.strain_max, options.steps, fraction_cells,
@@ -197,6 +198,8 @@ def nonlinear_strength(msh, modulus_cells, fraction_cells, extent, pins, voxel_s
     summary = summarise(curve, area)
     summary["geometry"] = options.geometry
     summary["tissue"] = vars(tissue)
+    if tissue.softening and tissue.crack_band > 0:   # the element law the crack band gave
+        summary["softening_end_element"] = crack_band_law(tissue, voxel_spacing).softening_end
     if outdir is not None:
         outdir = Path(outdir)
         if comm.rank == 0:

@@ -16,6 +16,12 @@ applied as a prescribed top displacement in steps; at each step the secant (Kaca
 iteration solves K(E_s) u = 0 with the boundary values, recomputes E_s from u, and repeats
 until the reaction force and the secant moduli settle.
 
+Softening localises in single elements, so its load peak depends on the element size;
+two regularisations are options of the law: a crack band (the softening branch stretched
+by a reference size / the element size, :func:`crack_band_law`) and an integral-nonlocal
+yield index (a Gaussian average over the bone within a radius, :class:`NonlocalAverage`);
+docs/nonlinear.md measures both.
+
 Why secant: a secant modulus is a per-element scaling of the voxel stiffness, which the
 matrix-free operator and multigrid of fem.solve.multigrid already support (its fine-level
 weights are the element moduli), so every iteration is one warm-started CG solve on the
@@ -31,7 +37,7 @@ model with large deformation, assembled: the reference for small models).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from mpi4py import MPI
@@ -59,6 +65,14 @@ class TissueYield:
     softening_end : yield index where the stress has fallen to ``residual``
     residual : residual stress as a fraction of the yield stress E eps_y
         (the softening parameters are illustrative, not measured: docs/nonlinear.md)
+    crack_band : mm; 0 = off. With softening, the element size at which
+        ``softening_end`` holds: an element of edge h softens to softening_end(h) =
+        r_o + (softening_end - r_o) crack_band / h (crack band, Bazant & Oh 1983), so the
+        energy it dissipates per unit area of its cross-section, h times the area of the
+        softening branch, is the same at every element size (:func:`crack_band_law`)
+    nonlocal_radius : mm; 0 = off. The yield index that drives the damage is the
+        bone-volume-weighted Gaussian average (standard deviation ``nonlocal_radius``) of
+        the elements' local indices (:class:`NonlocalAverage`; small-strain path only)
     """
 
     yield_compression: float = 0.0081
@@ -68,6 +82,28 @@ class TissueYield:
     softening_onset: float = 2.0
     softening_end: float = 4.0
     residual: float = 0.1
+    crack_band: float = 0.0
+    nonlocal_radius: float = 0.0
+
+
+def crack_band_law(tissue: TissueYield, spacing) -> TissueYield:
+    """The tissue law of one element of edges ``spacing`` (mm) under crack-band regularisation.
+
+    Softening localises in a band one element wide, so the energy dissipated per unit
+    crack area is h g, with g the area of the softening branch per unit volume,
+    g = (s_o - residual) (r_e - r_o) / 2 E eps_y^2 above the residual (E eps_y^2 in the
+    mode that governs r). Keeping h g fixed at its value for h = ``crack_band`` stretches
+    the branch: r_e(h) - r_o = (r_e - r_o) crack_band / h; onset, residual and the
+    hardening part are unchanged. h is the edge of a cube of the element's volume.
+    Returns ``tissue`` itself when the regularisation is off, else a copy with
+    ``crack_band = 0`` and the element's ``softening_end``.
+    """
+    if not (tissue.softening and tissue.crack_band > 0):
+        return tissue
+    h = float(np.prod(np.asarray(spacing, dtype=float))) ** (1.0 / 3.0)
+    ro = tissue.softening_onset
+    return replace(tissue, crack_band=0.0,
+                   softening_end=ro + (tissue.softening_end - ro) * tissue.crack_band / h)
 
 
 # Smallest secant factor: a fully softened element keeps 0.1 % of E so that the operator
@@ -98,6 +134,52 @@ class CurveResult:
     fields: dict = field(default_factory=dict)     # per-element arrays at the peak
     u_peak: object = None                          # DOLFINx Function at the peak
     unsettled_strain: float | None = None          # softening: the step past the peak that did not settle
+
+
+class NonlocalAverage:
+    """Integral-nonlocal yield index (Pijaudier-Cabot & Bazant 1987) on a voxel lattice.
+
+    r_nl(i) = sum_j w_j g(x_i - x_j) r_j / sum_j w_j g(x_i - x_j), g a Gaussian of standard
+    deviation ``radius`` (mm; truncated at 3 of them), w_j the bone volume of element j.
+    A uniform r is unchanged; a single strained element is spread over the elements within
+    about ``radius``, so the onset of damage no longer follows the strain concentrations
+    at voxel corners, which sharpen under refinement. The average runs on rank 0 (a
+    gather of one value per element per call): SciPy's separable Gaussian filter on the
+    lattice, with no bone outside the specimen.
+
+    lattice : (n_local, 3) integer lattice coordinates of the local elements
+    weights : (n_local,) bone volume of the local elements, mm^3
+    spacing : (3,) element edges, mm
+    """
+
+    def __init__(self, lattice, weights, radius, spacing, comm):
+        self.comm = comm
+        self.sigma = float(radius) / np.asarray(spacing, dtype=float)
+        parts = comm.gather((np.asarray(lattice, np.int64), np.asarray(weights, float)), root=0)
+        if comm.rank == 0:
+            ijk = np.concatenate([p[0] for p in parts])
+            lo = ijk.min(axis=0)
+            self.shape = tuple(ijk.max(axis=0) - lo + 1)
+            self.flat = np.ravel_multi_index((ijk - lo).T, self.shape)
+            self.counts = np.cumsum([len(p[0]) for p in parts])[:-1]
+            self.w = np.zeros(self.shape)
+            self.w.flat[self.flat] = np.concatenate([p[1] for p in parts])
+            self.norm = self._filter(self.w)
+
+    def _filter(self, a):
+        from scipy.ndimage import gaussian_filter
+
+        return gaussian_filter(a, self.sigma, mode="constant", truncate=3.0)
+
+    def __call__(self, r: np.ndarray) -> np.ndarray:
+        parts = self.comm.gather(np.asarray(r, float), root=0)
+        out = None
+        if self.comm.rank == 0:
+            a = np.zeros(self.shape)
+            a.flat[self.flat] = np.concatenate(parts)
+            avg = (self._filter(a * self.w) / np.maximum(self.norm, 1e-300)).flat[self.flat]
+            out = np.split(avg, self.counts)
+        return self.comm.scatter(out, root=0)
 
 
 def centre_strains(u: np.ndarray, cells: np.ndarray, spacing) -> np.ndarray:
@@ -193,7 +275,7 @@ def compression_curve(msh, modulus_cells, poisson, test, height, pins, voxel_spa
     from fem.solve.multigrid import VoxelMultigrid, fine_cells
     from fem.solve.solver import solve
 
-    tissue = tissue or TissueYield()
+    tissue = crack_band_law(tissue or TissueYield(), voxel_spacing)
     t_start = time.perf_counter()
     comm = msh.comm
     E0 = np.asarray(modulus_cells, dtype=float)
@@ -205,7 +287,14 @@ def compression_curve(msh, modulus_cells, poisson, test, height, pins, voxel_spa
     s_ref = float(np.sign(strain_max)) * 0.01
     system = compression_problem(msh, E0, poisson, test, s_ref, height, pins)
     uh = dolfinx.fem.Function(system.V, name="displacement")
-    cells, _, _ = fine_cells(system.V, voxel_spacing)
+    cells, lattice, _ = fine_cells(system.V, voxel_spacing)
+    average = (NonlocalAverage(lattice, volume, tissue.nonlocal_radius, voxel_spacing, comm)
+               if tissue.nonlocal_radius > 0 else None)
+
+    def index_of(u):
+        """Yield index of each element (nonlocal if asked) of the displacement u."""
+        r = yield_index(centre_strains(u, cells, voxel_spacing), tissue)
+        return r if average is None else average(r)
     # A copy: the fine operator keeps a view of the moduli it is given, and they change.
     mg = VoxelMultigrid(system.V, voxel_spacing, E0.copy(), poisson, system.bcs, test, pins)
     weights = mg.fine.groups[0][1]            # (n, 1) element moduli of the fine operator
@@ -245,7 +334,7 @@ def compression_curve(msh, modulus_cells, poisson, test, height, pins, voxel_spa
         ksp.setTolerances(rtol=min(rtol, linear_rtol))
         u_ref, its = solve_ref(np.ones_like(E0))
         ksp.setTolerances(rtol=rtol)
-        r_ref = yield_index(centre_strains(u_ref, cells, voxel_spacing), tissue)
+        r_ref = index_of(u_ref)
         r_max = comm.allreduce(float(r_ref.max(initial=0.0)), op=MPI.MAX)
         if not r_max > 0:
             raise SolverError("the specimen carries no load (all strains zero)")
@@ -296,7 +385,7 @@ def compression_curve(msh, modulus_cells, poisson, test, height, pins, voxel_spa
                 u_r, its = solve_ref(f_prev, setup=setup)
                 cg_total += its
                 u = u_r * (s_new / s_ref)
-                r_now = yield_index(centre_strains(u, cells, voxel_spacing), tissue)
+                r_now = index_of(u)
                 r = np.maximum(r_acc, r_now)
                 if tissue.softening and it >= max_secant // 4:
                     r_acc = r
