@@ -1,0 +1,38 @@
+"""Broyden's method of the calibration (fem.remodel.calibrate._secant) on maps with known roots."""
+
+import numpy as np
+
+from fem.remodel.calibrate import _secant
+
+
+def _counting(fn):
+    calls = []
+
+    def wrapped(x):
+        calls.append(np.array(x, float))
+        return fn(np.asarray(x, float))
+    return wrapped, calls
+
+
+def test_two_parameters_reach_a_known_root_in_few_evaluations():
+    # A smooth, coupled, mildly nonlinear map like two cohorts' BMD changes against two
+    # factors; its root (0.2, 1.1) is known by construction.
+    root = np.array([0.2, 1.1])
+
+    def f(x):
+        d = x - root
+        return np.array([30 * d[0] + 4 * d[1] + 5 * d[0] ** 2, 12 * d[0] - 9 * d[1] + 3 * d[0] * d[1]])
+
+    target = np.array([4.92, 1.35])
+    fn, calls = _counting(lambda x: f(x) + target)
+    assert _secant(fn, [0.3, 0.9], [(-0.1, 1.0), (0.6, 1.5)], target, max_evaluations=15, tol=1e-3)
+    assert np.max(np.abs(f(calls[-1]))) <= 1e-3
+    assert np.allclose(calls[-1], root, atol=1e-3)
+    assert len(calls) <= 12          # a simplex search needs several times as many
+
+
+def test_a_root_beyond_the_bounds_is_not_converged():
+    fn, calls = _counting(lambda x: np.array([x[0] + x[1], x[0] - x[1]]))
+    # root of x0 + x1 = 10, x0 - x1 = 0 is (5, 5), outside the box [0, 1]^2
+    assert not _secant(fn, [0.5, 0.5], [(0.0, 1.0), (0.0, 1.0)], np.array([10.0, 0.0]), 20)
+    assert all(np.all((c >= 0) & (c <= 1)) for c in calls)
