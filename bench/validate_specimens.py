@@ -4,7 +4,7 @@
     [--presets FOLDER] [--set key=value ...] [--only-z]
 ./bonefem exec python3 bench/validate_specimens.py core
 ./bonefem exec python3 bench/validate_specimens.py morph --tag after
-./bonefem exec python3 bench/validate_specimens.py doc
+./bonefem exec python3 bench/validate_specimens.py doc [--candidate TAG --baseline TAG]
 
 ``run`` generates each cohort preset (``--size`` mm cube, default 3 mm as in a trial, 40 um
 voxels) for each seed and solves it
@@ -283,12 +283,18 @@ def main(argv=None):
     c.add_argument("--targets", type=float, nargs="+", default=[0.10, 0.125, 0.15])
     m = sub.add_parser("morph")
     m.add_argument("--tag", required=True)
-    sub.add_parser("doc")
+    d = sub.add_parser("doc")
+    d.add_argument("--candidate", help="tag of a candidate's run: write only the side-by-side table "
+                   "(candidate section of docs/specimens.md)")
+    d.add_argument("--baseline", default="todayhs", help="tag of today's generator's run (with --candidate)")
     args = p.parse_args(argv)
     if args.command == "doc":
         sys.path.insert(0, str(Path(__file__).parent))
-        from validate_specimens_doc import write_doc
-        write_doc()
+        from validate_specimens_doc import write_candidate, write_doc
+        if args.candidate:
+            write_candidate(args.baseline, args.candidate)
+        else:
+            write_doc()
     else:
         {"run": run, "core": core, "morph": morph}[args.command](args)
 

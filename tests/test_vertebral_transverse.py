@@ -75,3 +75,49 @@ def test_horizontal_plates_lower_the_anisotropy_of_straight_columns():
         m = morphometry(net.phi > 0, net.spacing, fraction=volume_fraction(net.phi, net.spacing))
         da.append(m["da_ratio"])
     assert da[1] < da[0] - 0.1
+
+
+CANDIDATE = "fem/specimen/cohorts/candidate"
+NEW = {"node_offset", "oblique_fraction", "horizontal_plates"}
+
+
+@pytest.mark.parametrize("name", ["early-postmenopausal", "late-postmenopausal", "elderly-osteoporotic"])
+def test_candidate_presets_state_sources_and_change_only_the_new_values(name):
+    from tests.conftest import ROOT
+
+    shipped, cand = load_cohort(name), load_cohort(name, ROOT / CANDIDATE)
+    assert set(cand["generator"]) == set(cand["sources"])
+    assert all(len(text) > 20 for text in cand["sources"].values())
+    assert set(cand["generator"]) == set(shipped["generator"]) | NEW
+    for key, value in shipped["generator"].items():
+        if key not in NEW:
+            assert cand["generator"][key] == value, key
+
+
+@pytest.mark.parametrize("name", ["early-postmenopausal", "elderly-osteoporotic"])
+def test_candidate_presets_meet_their_bv_tv_and_thickness(name):
+    from fem.specimen.levelset import volume_fraction
+    from fem.specimen.morphometry import tb_th
+    from tests.conftest import ROOT
+
+    g = load_cohort(name, ROOT / CANDIDATE)["generator"]
+    net = generate(seed=4, **g)
+    assert volume_fraction(net.phi, net.spacing).mean() == pytest.approx(g["bv_tv"], rel=0.02)
+    assert net.counts["horizontal_plates"] > 0
+    assert tb_th(net.parts[VERTICAL] > 0, net.spacing)[0] == pytest.approx(g["th_vertical"], abs=0.02)
+    assert tb_th(net.parts[HORIZONTAL] > 0, net.spacing)[0] == pytest.approx(g["th_horizontal"], abs=0.02)
+
+
+def test_validation_overrides_parse_numbers_and_reject_the_rest():
+    import importlib.util
+
+    from tests.conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("validate_specimens", ROOT / "bench" / "validate_specimens.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.overrides(["node_offset=0.03", "seed=2"]) == {"node_offset": 0.03, "seed": 2}
+    assert isinstance(module.overrides(["seed=2"])["seed"], int)
+    for bad in (["node_offset"], ["node_offset=abc"]):
+        with pytest.raises(SystemExit, match="expected key=number"):
+            module.overrides(bad)
