@@ -287,12 +287,14 @@ def main(argv=None):
     d.add_argument("--candidate", help="tag of a candidate's run: write only the side-by-side table "
                    "(candidate section of docs/specimens.md)")
     d.add_argument("--baseline", default="todayhs", help="tag of today's generator's run (with --candidate)")
+    d.add_argument("--variant", nargs=2, action="append", metavar=("LABEL", "TAG"), default=[],
+                   help="a seed-0 variant's run to list beside the candidate (repeatable)")
     args = p.parse_args(argv)
     if args.command == "doc":
         sys.path.insert(0, str(Path(__file__).parent))
         from validate_specimens_doc import write_candidate, write_doc
         if args.candidate:
-            write_candidate(args.baseline, args.candidate)
+            write_candidate(args.baseline, args.candidate, args.variant)
         else:
             write_doc()
     else:

@@ -276,9 +276,27 @@ def candidate_table(base, cand) -> list[str]:
     return lines
 
 
-def write_candidate(base_tag, cand_tag):
-    """The side-by-side table of ``base_tag`` and ``cand_tag`` into docs/specimens.md between
-    ``<!-- candidate:begin -->`` and ``<!-- candidate:end -->`` (which must exist)."""
+def variants_table(variants, seed=0) -> list[str]:
+    """One line per (label, rows) variant and cohort, seed ``seed`` only: E_z, DA, SMI and the
+    removal / thinning modulus ratios (the trade-off between the values)."""
+    lines = ["| variant (seed 0) | cohort | E_z (MPa) | DA | SMI | Conn.D (1/mm^3) | removal / thinning, horizontal, E | "
+             "removal / thinning, random, E |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for label, rows in variants:
+        for name in COHORTS:
+            r = [r for r in rows if r["cohort"] == name and r["seed"] == seed]
+            if not r:
+                continue
+            r, m = r[0], r[0].get("morphometry", {})
+            ratio = [_stat(_ratio([r], k, "E")) for k in ("horizontal", "random")]
+            lines.append(f"| {label} | {name} | {r['base']['E_MPa']:.0f} | {_stat([m.get('da_ratio')])} | "
+                         f"{_stat([m.get('smi')])} | {_stat([m.get('conn_d_per_mm3')], '{:.1f}')} | {ratio[0]} | {ratio[1]} |")
+    return lines
+
+
+def write_candidate(base_tag, cand_tag, also=()):
+    """The side-by-side table of ``base_tag`` and ``cand_tag`` (and, for seed 0, the variants
+    ``also``: [(label, tag)]) into docs/specimens.md between ``<!-- candidate:begin -->``
+    and ``<!-- candidate:end -->`` (which must exist)."""
     base, cand = _load(base_tag), _load(cand_tag)
     seeds = sorted({r["seed"] for r in cand})
     size = sorted({round(r.get("size_mm", 3.0), 2) for r in cand})
@@ -287,7 +305,13 @@ def write_candidate(base_tag, cand_tag):
             f"--baseline {base_tag}` (seeds {', '.join(map(str, seeds))}, {'/'.join(f'{s:g}' for s in size)} mm "
             f"cubes at 40 um, partial voxels at {cand[0].get('partial_volume', 'the default rule') if cand else '-'}; "
             f"mean +- SD over seeds; published: {LIT_REF}).", "",
-            *candidate_table(base, cand), "", CAND_END]
+            *candidate_table(base, cand), ""]
+    if also:
+        text += ["Variants on seed 0 (same command with `--tag TAG --seeds 0 --presets "
+                 "fem/specimen/cohorts/candidate --set KEY=VALUE`):", "",
+                 *variants_table([("today", base)] + [(label, _load(tag)) for label, tag in also]
+                                 + [("candidate", cand)]), ""]
+    text += [CAND_END]
     doc = DOC.read_text()
     if CAND_BEGIN not in doc:
         raise SystemExit(f"{DOC}: no {CAND_BEGIN} marker to write the candidate table at")
