@@ -21,7 +21,9 @@ field (fem.specimen.levelset), so the specimen carries sub-voxel geometry from t
    outside the cube, so columns reach both loaded faces;
 2. horizontal trabeculae (diameter th_horizontal, same variation and bow) join the nodes
    of neighbouring columns (short Delaunay edges) at the same level, on a fraction
-   ``strut_fraction`` of the sites: the connectivity, which falls with age;
+   ``strut_fraction`` of the sites: the connectivity, which falls with age; optionally
+   oblique struts and horizontal plates (``oblique_fraction``, ``horizontal_plates``,
+   fem.specimen.transverse; off at 0, the default, which leaves specimens unchanged);
 3. vertical plates (thickness th_vertical) span panels between two neighbouring columns
    and two node levels, in random order, until the bone volume fraction reaches bv_tv; a
    fraction ``plate_holes`` of them is perforated by a round hole. The plate fraction is
