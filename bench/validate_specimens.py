@@ -1,9 +1,10 @@
 """Validation of the synthetic vertebral generator against the literature and the real core.
 
 ./bonefem exec python3 bench/validate_specimens.py run --tag after [--seeds 0 1 2] [--size 3]
+    [--presets FOLDER] [--set key=value ...] [--only-z]
 ./bonefem exec python3 bench/validate_specimens.py core
 ./bonefem exec python3 bench/validate_specimens.py morph --tag after
-./bonefem exec python3 bench/validate_specimens.py doc
+./bonefem exec python3 bench/validate_specimens.py doc [--candidate TAG --baseline TAG]
 
 ``run`` generates each cohort preset (``--size`` mm cube, default 3 mm as in a trial, 40 um
 voxels) for each seed and solves it
@@ -17,6 +18,10 @@ voxels) for each seed and solves it
 - removal of a random sample of all trabeculae (same bone-volume loss as the horizontal
   removal) and thinning to that volume, when the generator labels its trabeculae.
 
+``--presets FOLDER`` takes the cohort presets from another folder (e.g. a candidate's,
+bench/candidate_presets/), ``--set key=value`` replaces one generator value in every cohort
+(after the presets; repeatable), and ``--only-z`` solves along z only, without the removal
+solves (quick screening). The values used are saved with each row ("generator").
 It saves the intact level sets (for ``morph``) and the figures to bench/out/. ``core`` does
 the same solves and morphometry on the real human core (../shared/data/lhdl-3155_D_4_bc,
 19.5 um), smoothed (Gaussian, 1 voxel), block-averaged 2x to 39 um (the generator's voxel)
@@ -125,6 +130,20 @@ def _generator(path):
     return module
 
 
+def overrides(pairs) -> dict:
+    """``["key=value", ...]`` -> {key: float, or int for a whole number such as a seed}."""
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            out[key.strip()] = int(value) if value.strip().lstrip("-").isdigit() else float(value)
+        except ValueError:
+            raise SystemExit(f"validate_specimens: --set {pair!r}: expected key=number") from None
+    return out
+
+
 def run(args):
     import dataclasses
 
@@ -132,6 +151,10 @@ def run(args):
 
     gen = _generator(args.legacy)
     known = {f.name for f in dataclasses.fields(gen.VertebralParams)}
+    extra = overrides(args.set)
+    if set(extra) - known:
+        raise SystemExit(f"validate_specimens: --set: unknown generator value(s) {sorted(set(extra) - known)}; "
+                         f"expected some of {sorted(known)}")
     case = _case()
     OUT.mkdir(exist_ok=True)
     path = OUT / f"validate_specimens_{args.tag}.json"
@@ -139,7 +162,8 @@ def run(args):
     done = {(r["cohort"], r["seed"]) for r in rows}
     for name in args.cohorts:
         # a legacy generator gets the preset values it knows (its own were the same)
-        g = {k: v for k, v in load_cohort(name)["generator"].items() if k in known}
+        g = {k: v for k, v in load_cohort(name, args.presets)["generator"].items() if k in known}
+        g.update(extra)
         for seed in args.seeds:
             if (name, seed) in done:
                 continue
@@ -149,10 +173,17 @@ def run(args):
             np.savez_compressed(OUT / f"validate_{args.tag}_{name}_{seed}.npz", phi=net.phi,
                                 spacing=np.asarray(net.spacing))
             base = solve(net.phi, net.spacing, case)
-            ex, ey = (solve(net.phi, net.spacing, case, axis=a) for a in (0, 1))
             row = {"cohort": name, "seed": seed, "generate_s": t_gen, "base": base,
-                   "size_mm": net.spacing[2] * net.phi.shape[2],
-                   "E_x_MPa": ex["E_MPa"], "E_y_MPa": ey["E_MPa"], "counts": net.counts}
+                   "size_mm": net.spacing[2] * net.phi.shape[2], "counts": net.counts,
+                   "generator": g, "partial_volume": case.material.partial_volume}
+            if args.only_z:
+                rows.append(row)
+                print(f"{name} seed {seed}: gen {t_gen:.1f} s, E_z {base['E_MPa']:.0f} MPa, "
+                      f"F {base['F_N']:.1f} N", flush=True)
+                path.write_text(json.dumps(rows, indent=1))
+                continue
+            ex, ey = (solve(net.phi, net.spacing, case, axis=a) for a in (0, 1))
+            row.update({"E_x_MPa": ex["E_MPa"], "E_y_MPa": ey["E_MPa"]})
             row["horizontal"] = removal_vs_thinning(net.phi, net.parts[gen.VERTICAL], net.spacing, case, base)
             rnd = random_removal(net, row["horizontal"]["mass_loss"], seed)
             if rnd is not None:
@@ -244,16 +275,28 @@ def main(argv=None):
     r.add_argument("--cohorts", nargs="+", default=COHORTS)
     r.add_argument("--size", type=float, default=3.0, help="cube edge (mm); 40 um voxels")
     r.add_argument("--legacy", help="path of an older fem/specimen/vertebral.py to run instead")
+    r.add_argument("--presets", help="folder of cohort presets (*.toml) instead of fem/specimen/cohorts/")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="replace a generator value in every cohort (repeatable)")
+    r.add_argument("--only-z", action="store_true", help="solve along z only (no E_x, E_y, removal)")
     c = sub.add_parser("core")
     c.add_argument("--targets", type=float, nargs="+", default=[0.10, 0.125, 0.15])
     m = sub.add_parser("morph")
     m.add_argument("--tag", required=True)
-    sub.add_parser("doc")
+    d = sub.add_parser("doc")
+    d.add_argument("--candidate", help="tag of a candidate's run: write only the side-by-side table "
+                   "(candidate section of docs/specimens.md)")
+    d.add_argument("--baseline", default="todayhs", help="tag of today's generator's run (with --candidate)")
+    d.add_argument("--variant", nargs=2, action="append", metavar=("LABEL", "TAG"), default=[],
+                   help="a seed-0 variant's run to list beside the candidate (repeatable)")
     args = p.parse_args(argv)
     if args.command == "doc":
         sys.path.insert(0, str(Path(__file__).parent))
-        from validate_specimens_doc import write_doc
-        write_doc()
+        from validate_specimens_doc import write_candidate, write_doc
+        if args.candidate:
+            write_candidate(args.baseline, args.candidate, args.variant)
+        else:
+            write_doc()
     else:
         {"run": run, "core": core, "morph": morph}[args.command](args)
 

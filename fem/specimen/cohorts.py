@@ -24,11 +24,14 @@ def cohort_names() -> list[str]:
     return sorted(p.stem for p in FOLDER.glob("*.toml"))
 
 
-def load_cohort(name: str) -> dict:
-    """The preset ``name``: {"name", "age", "description", "generator": {...}, "sources": {...}}."""
-    path = FOLDER / f"{name}.toml"
+def load_cohort(name: str, folder: Path | str | None = None) -> dict:
+    """The preset ``name``: {"name", "age", "description", "generator": {...}, "sources": {...}},
+    from ``folder`` (default: the shipped presets, cohorts/)."""
+    folder = FOLDER if folder is None else Path(folder)
+    path = folder / f"{name}.toml"
     if not path.exists():
-        raise BonefemError(f"unknown cohort {name!r}; expected one of {', '.join(cohort_names())}")
+        known = sorted(p.stem for p in folder.glob("*.toml"))
+        raise BonefemError(f"unknown cohort {name!r} in {folder}; expected one of {', '.join(known)}")
     with path.open("rb") as f:
         return tomllib.load(f)
 

@@ -21,7 +21,9 @@ field (fem.specimen.levelset), so the specimen carries sub-voxel geometry from t
    outside the cube, so columns reach both loaded faces;
 2. horizontal trabeculae (diameter th_horizontal, same variation and bow) join the nodes
    of neighbouring columns (short Delaunay edges) at the same level, on a fraction
-   ``strut_fraction`` of the sites: the connectivity, which falls with age;
+   ``strut_fraction`` of the sites: the connectivity, which falls with age; optionally
+   oblique struts and horizontal plates (``oblique_fraction``, ``horizontal_plates``,
+   fem.specimen.transverse; off at 0, the default, which leaves specimens unchanged);
 3. vertical plates (thickness th_vertical) span panels between two neighbouring columns
    and two node levels, in random order, until the bone volume fraction reaches bv_tv; a
    fraction ``plate_holes`` of them is perforated by a round hole. The plate fraction is
@@ -61,6 +63,9 @@ class VertebralParams:
     curvature: float = 0.05      # SD of a trabecula's mid-length bow / its length (1)
     thickness_cv: float = 0.1    # coefficient of variation of trabecula diameters (1)
     plate_holes: float = 0.5     # fraction of plates perforated by a hole (1)
+    # transverse elements of fem.specimen.transverse; 0 = off (today's specimens, bit for bit)
+    oblique_fraction: float = 0.0   # fraction of oblique strut sites occupied (1)
+    horizontal_plates: float = 0.0  # fraction of horizontal plate sites occupied (1)
     seed: int = 0
 
 
@@ -199,16 +204,24 @@ def _triangle_distance(p, a, b, c):
 
 
 def plate(corners, thickness, hole=None):
-    """Signed distance of a plate over the quadrilateral ``corners`` (4, 3) (two triangles),
-    thickness ``thickness`` with rounded edges, optionally perforated by a round hole
-    ``(centre (3,), radius)`` through its whole thickness."""
-    a, b, c, d = (np.asarray(q, float) for q in corners)
-    nor = np.cross(b - a, d - a) + np.cross(d - c, b - c)
+    """Signed distance of a plate over the quadrilateral ``corners`` (4, 3) (two triangles)
+    or the triangle ``corners`` (3, 3), thickness ``thickness`` with rounded edges,
+    optionally perforated by a round hole ``(centre (3,), radius)`` through its whole
+    thickness."""
+    if len(corners) == 3:
+        a, b, c = (np.asarray(q, float) for q in corners)
+        d = None
+        nor = np.cross(b - a, c - a)
+    else:
+        a, b, c, d = (np.asarray(q, float) for q in corners)
+        nor = np.cross(b - a, d - a) + np.cross(d - c, b - c)
     nor /= np.linalg.norm(nor)
 
     def sdf(x, y, z):
         p = (x, y, z)
-        dist = np.minimum(_triangle_distance(p, a, b, c), _triangle_distance(p, a, c, d))
+        dist = _triangle_distance(p, a, b, c)
+        if d is not None:
+            dist = np.minimum(dist, _triangle_distance(p, a, c, d))
         out = thickness / 2 - dist
         if hole is not None:
             o, radius = hole
@@ -280,7 +293,7 @@ def _lateral(rng, sd, shape=()):
     return v
 
 
-def _perpendicular(rng, d, sd):
+def perpendicular(rng, d, sd):
     """A random vector perpendicular to ``d`` with normal components of SD ``sd``."""
     v = rng.normal(0.0, sd, 3)
     u = d / np.linalg.norm(d)
@@ -365,15 +378,28 @@ def _build(p: VertebralParams, band: float, scale) -> Network:
     for c, f in zip(chosen, lognormal(len(chosen))):
         (i, j), k = sites[c]
         a, b = nodes[i, k], nodes[j, k]
-        bow = _perpendicular(rng, b - a, p.curvature * np.linalg.norm(b - a))
+        bow = perpendicular(rng, b - a, p.curvature * np.linalg.norm(b - a))
         r = radius(r_h, f)
         add(HORIZONTAL, [a, b, (a + b) / 2 + bow], r, bent_rod(a, b, bow, r))
     n_struts = len(kinds) - segments    # those that reach into the cube
+
+    # 2b. Oblique struts and horizontal plates (off unless their fractions are > 0).
+    from fem.specimen import transverse
+    n_oblique = transverse.add_oblique_struts(p, nodes, edges, rng, add, lognormal, radius, r_h)
+    h_plates = transverse.add_horizontal_plates(
+        p, nodes, transverse.neighbour_triangles(tri.simplices, edges), rng, add, lognormal,
+        radius, 2 * r_h) if p.horizontal_plates > 0 else (0, 0)
+    if p.oblique_fraction > 0 or p.horizontal_plates > 0:
+        counts_extra = {"oblique_struts": n_oblique, "horizontal_plates": h_plates[0],
+                        "perforated_horizontal_plates": h_plates[1]}
+    else:
+        counts_extra = {}
     rods_struts_bv_tv = bone / total
     if rods_struts_bv_tv > p.bv_tv * 1.02:
         raise BonefemError(
             f"vertebral generator: the rods and struts alone have BV/TV {rods_struts_bv_tv:.4f} > "
-            f"target {p.bv_tv}; lower tb_n, the thicknesses or strut_fraction")
+            f"target {p.bv_tv}; lower tb_n, the thicknesses, strut_fraction, oblique_fraction or "
+            "horizontal_plates")
 
     # 3. Vertical plates on panels (neighbour pair x interval between node levels), in
     #    random order, until BV/TV reaches the target: the plate fraction is what is free.
@@ -434,9 +460,7 @@ def _build(p: VertebralParams, band: float, scale) -> Network:
         for k in (VERTICAL, HORIZONTAL):
             field.phi[k] = np.minimum(field.phi[k] + np.float32(d), band)
         bone = field._fraction_sum(field.union())
-        counts_extra = {"thickened_mm": round(float(d), 6)}
-    else:
-        counts_extra = {}
+        counts_extra["thickened_mm"] = round(float(d), 6)
 
     phi = field.union()
     kind = np.where(field.phi[VERTICAL] >= field.phi[HORIZONTAL], VERTICAL, HORIZONTAL).astype(np.int8)
