@@ -135,8 +135,13 @@ def fit(arm: str, names: list[str], bounds: list[tuple], targets: dict, setting=
     elif len(names) == len(targets):
         start = np.clip(start, [b[0] for b in bounds], [b[1] for b in bounds])
         cohorts = list(targets)
-        converged = _secant(lambda x: np.array([evaluate(x)[0][c] for c in cohorts]), start, bounds,
-                            np.array([targets[c] for c in cohorts]), max_evaluations)
+
+        def vector(x):
+            got = evaluate(x)[0]
+            return np.array([got[c] for c in cohorts])
+
+        converged = _secant(vector, start, bounds, np.array([targets[c] for c in cohorts]),
+                            max_evaluations)
     else:
         start = np.clip(start, [b[0] for b in bounds], [b[1] for b in bounds])
         res = minimize(lambda x: evaluate(x)[1], start, method="Nelder-Mead", bounds=bounds,
