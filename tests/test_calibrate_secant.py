@@ -36,3 +36,25 @@ def test_a_root_beyond_the_bounds_is_not_converged():
     # root of x0 + x1 = 10, x0 - x1 = 0 is (5, 5), outside the box [0, 1]^2
     assert not _secant(fn, [0.5, 0.5], [(0.0, 1.0), (0.0, 1.0)], np.array([10.0, 0.0]), 20)
     assert all(np.all((c >= 0) & (c <= 1)) for c in calls)
+
+
+def test_fit_solves_two_factors_on_two_cohorts_running_each_cohort_once_per_point(monkeypatch):
+    import fem.remodel.calibrate as calibrate
+
+    runs = []
+
+    def toy_change(cohort, arm, setting, factors):
+        # stands in for the remodelling runs: a linear response per cohort, per seed
+        runs.append(cohort)
+        s, d = factors["balance_shift"], factors["depth_factor"]
+        value = 20 * s - 5 * (d - 0.9) if cohort == "early-postmenopausal" else 30 * s - 40 * (d - 0.9)
+        return [value] * len(setting.seeds)
+
+    monkeypatch.setattr(calibrate, "arm_change", toy_change)
+    rec = calibrate.fit("combined", ["balance_shift", "depth_factor"], [(-0.1, 1.0), (0.6, 1.5)],
+                        {"early-postmenopausal": 4.92, "late-postmenopausal": 1.35}, log=lambda *a: None)
+    assert rec["converged"]
+    # the exact solution of the linear system
+    s, d = np.linalg.solve([[20, -5], [30, -40]], [4.92 + -5 * 0.9, 1.35 - 40 * 0.9])
+    assert abs(rec["fitted"]["balance_shift"] - s) < 1e-3 and abs(rec["fitted"]["depth_factor"] - d) < 1e-3
+    assert runs.count("early-postmenopausal") == runs.count("late-postmenopausal") == rec["evaluations"]
