@@ -40,17 +40,15 @@ def _lattice_ids(cells: np.ndarray, dims) -> np.ndarray:
     return (cells[..., 2] * NY + cells[..., 1]) * NX + cells[..., 0]
 
 
-def touching_parents(child_cells: np.ndarray, child_corners: np.ndarray | None,
-                     index: np.ndarray, n_parents: int) -> np.ndarray:
-    """Pairs of coarse elements (k, 2) whose children share a node.
+def touching_parents(child_cells: np.ndarray, index: np.ndarray, n_parents: int) -> np.ndarray:
+    """Pairs of coarse elements (k, 2) whose children, voxels, share a node.
 
-    child_cells : (m, 3) lattice corners of the finer level's elements, unique (any order)
-    child_corners : (m, 8) their corner nodes, or None where every lattice point is one node
-    index : (m,) parent element of each child
+    child_cells : (m, 3) lattice corners of the voxels, unique (any order)
+    index : (m,) parent element of each voxel
 
-    Neighbours are found in a dense table of the children's lattice (4 bytes per lattice
+    Neighbours are found in a dense table of the voxel lattice (4 bytes per lattice
     cell), padded by one cell on every side, so a neighbour in direction d is one add and
-    one gather away.
+    one gather away (on the voxel level two lattice neighbours always share a node).
     """
     dims = child_cells.max(axis=0, initial=0) + 3
     ids = _lattice_ids(child_cells + 1, dims)
@@ -63,15 +61,7 @@ def touching_parents(child_cells: np.ndarray, child_corners: np.ndarray | None,
         e = np.flatnonzero(pos >= 0)
         f = pos[e]
         differ = index[e] != index[f]
-        e, f = e[differ], f[differ]
-        if child_corners is not None:       # lattice neighbours; do they share a node copy?
-            share = np.zeros(len(e), dtype=bool)
-            for a, bits in enumerate(HEX_CORNERS):
-                other = bits - d
-                if np.all((other >= 0) & (other <= 1)):
-                    share |= child_corners[e, a] == child_corners[f, int(other @ np.array([1, 2, 4]))]
-            e, f = e[share], f[share]
-        keys.append(np.unique(index[e] * n_parents + index[f]))
+        keys.append(np.unique(index[e[differ]] * n_parents + index[f[differ]]))
     keys = np.unique(np.concatenate(keys)) if keys else np.empty(0, np.int64)
     return np.column_stack([keys // n_parents, keys % n_parents])
 

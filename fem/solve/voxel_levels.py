@@ -303,7 +303,7 @@ def _split_nodes(level: CoarseLevel, child_cells: np.ndarray, child_corners, ind
     from fem.solve.coarse_pieces import corner_pieces, sharing_parents, touching_parents
 
     if child_corners is None:
-        pairs = touching_parents(child_cells, None, index, len(level.cells))
+        pairs = touching_parents(child_cells, index, len(level.cells))
     else:
         pairs = sharing_parents(child_corners, index)
     level.corners, level.nodes = corner_pieces(level.cells, pairs, level.dims)
