@@ -10,11 +10,15 @@ coarse node one copy per connected piece of the finer level's elements inside it
 support, and let each fine node interpolate from the copies of its own piece.
 
 Two coarse elements of a node's support are connected when a child of one shares a node
-with a child of the other (a node copy, on levels that have copies): found by looking up
-each child's 13 forward lattice neighbours, then pieces are the connected components of
-(coarse element, corner) pairs. The children of one coarse element are taken as one
-piece: on the voxel level that is exact (they all share the element's centre node); on
-split levels it is an approximation that keeps one coarse element per lattice cell.
+with a child of the other (a node copy, on levels that have copies), and pieces are the
+connected components of (coarse element, corner) pairs. On the voxel level the children
+of one coarse cell are always one piece (they all share the cell's centre node), and
+touching elements are found by looking up each voxel's 13 forward lattice neighbours.
+Above it the children of one coarse cell need not touch (two copies of the centre
+node): :func:`element_pieces` gives such a cell one coarse element per connected piece
+of its children, so the same lattice cell can hold several coarse elements, and
+:func:`sharing_parents` finds the touching ones from the children's shared node copies.
+That is exact node connectivity on every level (docs/benchmark.md measures it).
 """
 
 from __future__ import annotations
@@ -36,17 +40,15 @@ def _lattice_ids(cells: np.ndarray, dims) -> np.ndarray:
     return (cells[..., 2] * NY + cells[..., 1]) * NX + cells[..., 0]
 
 
-def touching_parents(child_cells: np.ndarray, child_corners: np.ndarray | None,
-                     index: np.ndarray, n_parents: int) -> np.ndarray:
-    """Pairs of coarse elements (k, 2) whose children share a node.
+def touching_parents(child_cells: np.ndarray, index: np.ndarray, n_parents: int) -> np.ndarray:
+    """Pairs of coarse elements (k, 2) whose children, voxels, share a node.
 
-    child_cells : (m, 3) lattice corners of the finer level's elements, unique (any order)
-    child_corners : (m, 8) their corner nodes, or None where every lattice point is one node
-    index : (m,) parent element of each child
+    child_cells : (m, 3) lattice corners of the voxels, unique (any order)
+    index : (m,) parent element of each voxel
 
-    Neighbours are found in a dense table of the children's lattice (4 bytes per lattice
+    Neighbours are found in a dense table of the voxel lattice (4 bytes per lattice
     cell), padded by one cell on every side, so a neighbour in direction d is one add and
-    one gather away.
+    one gather away (on the voxel level two lattice neighbours always share a node).
     """
     dims = child_cells.max(axis=0, initial=0) + 3
     ids = _lattice_ids(child_cells + 1, dims)
@@ -59,17 +61,48 @@ def touching_parents(child_cells: np.ndarray, child_corners: np.ndarray | None,
         e = np.flatnonzero(pos >= 0)
         f = pos[e]
         differ = index[e] != index[f]
-        e, f = e[differ], f[differ]
-        if child_corners is not None:       # lattice neighbours; do they share a node copy?
-            share = np.zeros(len(e), dtype=bool)
-            for a, bits in enumerate(HEX_CORNERS):
-                other = bits - d
-                if np.all((other >= 0) & (other <= 1)):
-                    share |= child_corners[e, a] == child_corners[f, int(other @ np.array([1, 2, 4]))]
-            e, f = e[share], f[share]
-        keys.append(np.unique(index[e] * n_parents + index[f]))
+        keys.append(np.unique(index[e[differ]] * n_parents + index[f[differ]]))
     keys = np.unique(np.concatenate(keys)) if keys else np.empty(0, np.int64)
     return np.column_stack([keys // n_parents, keys % n_parents])
+
+
+def element_pieces(child_corners: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Piece of each child within its coarse cell: (n,) labels, equal for two children of
+    the same cell exactly when they are connected through node copies inside it.
+
+    child_corners : (n, 8) node copies of the children (positions in the level's nodes)
+    index : (n,) coarse lattice cell of each child (fem.solve.voxel_levels.parent_cells)
+    Two children of one cell that share a node copy are connected; pieces are the
+    connected components of the bipartite child / (cell, node copy) graph.
+    """
+    n = len(index)
+    key = np.asarray(index, dtype=np.int64)[:, None] * (int(child_corners.max(initial=0)) + 1) \
+        + child_corners.astype(np.int64)
+    _, key = np.unique(key.ravel(), return_inverse=True)
+    graph = coo_matrix((np.ones(8 * n, dtype=np.int8), (np.repeat(np.arange(n), 8), n + key)),
+                       shape=(n + int(key.max(initial=-1)) + 1,) * 2)
+    _, label = connected_components(graph, directed=False)
+    return label[:n]
+
+
+def sharing_parents(child_corners: np.ndarray, parent: np.ndarray) -> np.ndarray:
+    """Pairs of coarse elements (k, 2) whose children share a node copy.
+
+    child_corners : (n, 8) node copies of the children; parent : (n,) coarse element of
+    each child. A node copy lies in at most eight children, so after sorting the
+    (node, parent) incidences by node, every pair is at most seven places apart.
+    """
+    node = child_corners.astype(np.int64).ravel()
+    par = np.repeat(np.asarray(parent, dtype=np.int64), 8)
+    n_par = int(par.max(initial=0)) + 1
+    inc = np.unique(node * n_par + par)
+    node, par = inc // n_par, inc % n_par
+    keys = []
+    for d in range(1, 8):
+        same = np.flatnonzero(node[d:] == node[:-d])
+        keys.append(par[same] * n_par + par[same + d])
+    keys = np.unique(np.concatenate(keys))
+    return np.column_stack([keys // n_par, keys % n_par])
 
 
 # For an offset o in {-1, 0, 1}^3 between two coarse elements (code 9 (oz+1) + 3 (oy+1) +
@@ -85,8 +118,9 @@ for _code, _o in enumerate(np.array(list(np.ndindex(3, 3, 3)))[:, ::-1] - 1):
 def corner_pieces(cells: np.ndarray, pairs: np.ndarray, dims) -> tuple[np.ndarray, np.ndarray]:
     """Copies of the coarse nodes, one per connected piece in each node's support.
 
-    cells : (n, 3) lattice corners of the coarse elements, sorted z-major
-    pairs : (k, 2) touching coarse elements (:func:`touching_parents`)
+    cells : (n, 3) lattice corners of the coarse elements, sorted z-major (a cell repeats
+        once per extra piece of it, :func:`element_pieces`)
+    pairs : (k, 2) touching coarse elements (:func:`touching_parents`, :func:`sharing_parents`)
     dims : (NX, NY, NZ) node lattice dimensions of the coarse level
 
     Returns ``(corners, nodes)``: (n, 8) int32 node of each element corner (tensor-product

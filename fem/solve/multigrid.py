@@ -36,8 +36,10 @@ from fem.solve.voxel_levels import (CoarseLevel, Constraints, boundary_dofs, ele
 # (OPTIONS) solves it 2^(levels - 1) times per iteration.
 COARSE_DOFS = 5000
 MAX_LEVELS = 10
-# Level 1 with split coarse nodes (fem.solve.coarse_pieces): docs/benchmark.md measures it
+# Coarse levels with split coarse nodes (fem.solve.coarse_pieces), and above level 1 one
+# coarse element per connected piece of a cell (PIECES): docs/benchmark.md measures them
 SPLIT = True
+PIECES = True
 CHUNK = 100_000          # nodes or cells per block when building the hierarchy
 
 # PETSc options of the multigrid cycle (the operators and transfers are set by the code);
@@ -303,9 +305,12 @@ class VoxelMultigrid:
     exact : level 1 as the exact Galerkin product of the voxels (8 moduli per element)
         instead of rediscretised with their mean modulus; elements with a constrained
         child are exact either way
-    split : level 1 with one node copy per piece of bone in each node's support
+    split : coarse levels with one node copy per piece of bone in each node's support
         (fem.solve.coarse_pieces), so that the coarse space does not tie together
         trabeculae that do not touch
+    pieces : with ``split``, above level 1 one coarse element per connected piece of the
+        children of a cell (exact node connectivity); else one element per cell. None:
+        :data:`PIECES`, read at each call (benchmarks switch it for the solvers' callers)
     keep_levels : keep every level's arrays (``slabs[i].level``, node coordinates) and the
         transfers' arguments after the set-up, for :meth:`transfer_matrices` and tests;
         otherwise they are released once the operators are built (the solve does not
@@ -314,9 +319,10 @@ class VoxelMultigrid:
 
     def __init__(self, V, spacing, modulus_cells, poisson, bcs, test, pins=None,
                  coarse_dofs=COARSE_DOFS, max_levels=MAX_LEVELS, exact=False, split=SPLIT,
-                 keep_levels=False):
+                 pieces=None, keep_levels=False):
         comm = V.mesh.comm
         self.comm = comm
+        pieces = PIECES if pieces is None else pieces
         h = np.asarray(spacing, dtype=float)
         cells, lattice, node_ijk = fine_cells(V, h)
         fine_bcs = np.unique(np.concatenate([bc.dof_indices()[0] for bc in bcs])).astype(np.int64)
@@ -339,7 +345,7 @@ class VoxelMultigrid:
                 break
             if fixed[-1].pins is not None and np.array_equal(*(fixed[-1].pins >> 1)):
                 break       # the two pins would merge: the coarse problem would be singular
-            levels.append(next_coarse(levels[-1], fixed[-1], split=split))
+            levels.append(next_coarse(levels[-1], fixed[-1], split=split, pieces=pieces))
         self.slabs = []
         for lvl, con in zip(levels, fixed[1:]):
             self.slabs.append(slab_level(comm, lvl, con))
@@ -353,13 +359,14 @@ class VoxelMultigrid:
             which[cells.ravel()] = np.repeat(np.arange(len(cells)), 8)
             if which[: imap.size_local].min(initial=0) < 0:
                 raise RuntimeError("multigrid: an owned node outside this rank's voxels")
-            holder = lattice[which[: imap.size_local]]
-        for sl in self.slabs:
+            holder = self.slabs[0].level.element_at(lattice[which[: imap.size_local]] >> 1)
+        for i, sl in enumerate(self.slabs):
             args = (fine_ijk, fine_bc, n_global, sl.level, sl.op.n_owned, sl.bc_global,
                     holder if split else None)
-            if split:
+            if split and i + 1 < len(self.slabs):      # the next level's element of each node's piece
                 lo = sl.imap.local_range[0]
-                holder = node_holders(sl.level)[lo: lo + sl.imap.size_local]
+                holder = self.slabs[i + 1].level.child_parent[
+                    node_holders(sl.level)[lo: lo + sl.imap.size_local]]
             self._transfer_args.append(args)
             ctx = transfer.Transfer(comm, *args)
             self._contexts.append(ctx)

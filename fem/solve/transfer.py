@@ -33,8 +33,8 @@ class Transfer:
     n_fine_global : DOFs of the fine level on all ranks
     coarse : the coarse level (all ranks); coarse_owned : DOFs of it this rank owns
     coarse_bcs : its constrained DOFs, global numbering
-    holder : (n, 3) lattice of an element holding each fine node, where ``coarse`` has
-        split nodes (fem.solve.voxel_levels.interpolation_parents); else None
+    holder : (n,) element of ``coarse`` whose piece holds each fine node, where ``coarse``
+        has split nodes (fem.solve.voxel_levels.interpolation_parents); else None
     (the arguments of :func:`interpolation_matrix`)
     """
 

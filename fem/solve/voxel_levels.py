@@ -33,7 +33,8 @@ class CoarseLevel:
     """One coarse level, the same on every rank.
 
     cells : (n, 3) int64 lattice coordinates (i, j, k) of the elements' lowest corners,
-        sorted z-major
+        sorted z-major; above level 1 with split nodes a cell repeats once per extra
+        piece of bone in it (fem.solve.coarse_pieces.element_pieces)
     weights : (n, 8) children's moduli (level 1), MPa; None on deeper levels. Elements
         with a child that touches a constrained DOF have zero weights and their matrix
         in ``extra`` instead (the Galerkin product of the constrained operator)
@@ -55,6 +56,9 @@ class CoarseLevel:
     # copies per piece of bone (fem.solve.coarse_pieces; ``nodes`` then repeats lattice
     # ids); None: one node per lattice point
     corners: np.ndarray | None = None
+    # (n_child,) element of this level holding each element of the level below, where that
+    # level has split nodes (so ``cells`` can repeat: one element per piece of a cell)
+    child_parent: np.ndarray | None = None
 
     def node_ids(self, ijk: np.ndarray) -> np.ndarray:
         """Lattice ids of nodes (..., 3)."""
@@ -68,6 +72,15 @@ class CoarseLevel:
     def corner_nodes(self) -> np.ndarray:
         """(n, 8) positions in ``nodes`` of every element's corners."""
         return self.corners if self.corners is not None else self.index_of(self.corner_ids())
+
+    def element_at(self, cells: np.ndarray) -> np.ndarray:
+        """Element indices of lattice cells ``cells`` (n, 3) that are elements of a level
+        with one element per cell (level 1)."""
+        ids = self.node_ids(self.cells)
+        out = np.searchsorted(ids, self.node_ids(np.asarray(cells, dtype=np.int64)))
+        if len(out) and (out.max() >= len(ids) or np.any(ids[out] != self.node_ids(cells))):
+            raise RuntimeError("multigrid: a cell that is not an element of the coarse level")
+        return out
 
     def index_of(self, ids: np.ndarray) -> np.ndarray:
         """Positions in ``nodes`` of lattice ids ``ids`` (any shape); -1 where not a node.
@@ -218,11 +231,15 @@ def element_matrices(level: CoarseLevel, index: np.ndarray) -> np.ndarray:
     return K
 
 
-def next_coarse(child: CoarseLevel, fixed: Constraints, chunk: int = 4096, split: bool = False) -> CoarseLevel:
+def next_coarse(child: CoarseLevel, fixed: Constraints, chunk: int = 4096, split: bool = False,
+                pieces: bool = True) -> CoarseLevel:
     """The level above ``child`` (whose constraints are ``fixed``), exact Galerkin: each
     element's matrix is sum_s P_s^T (I - D) K_s (I - D) P_s over its children (one 24 x 24
     matrix per element, stored; coarse levels have few elements). ``split``: node copies
-    per piece of bone, as in :func:`first_coarse`.
+    per piece of bone, as in :func:`first_coarse`; with ``pieces`` too, where ``child`` has
+    split nodes, each lattice cell gets one element per connected piece of its children
+    (exact node connectivity on every level: fem.solve.coarse_pieces); else the children
+    of a cell are one piece.
 
     Where ``child`` is weighted (K_c = sum_b w_cb basis_b) and a child touches no
     constraint, its share is sum_b w_cb (P_s^T basis_b P_s): a product of the weights with
@@ -230,6 +247,13 @@ def next_coarse(child: CoarseLevel, fixed: Constraints, chunk: int = 4096, split
     child (an order of magnitude faster).
     """
     coarse, index, slot = parent_cells(child.cells)
+    if split and pieces and child.corners is not None:
+        from fem.solve.coarse_pieces import element_pieces
+
+        label = element_pieces(child.corners, index)
+        base = int(label.max(initial=0)) + 1
+        keys, index = np.unique(index * base + label, return_inverse=True)
+        coarse = coarse[keys // base]
     regular = np.zeros(len(index), dtype=bool)
     if child.weights is not None:
         for start in range(0, len(index), 1 << 16):
@@ -243,7 +267,8 @@ def next_coarse(child: CoarseLevel, fixed: Constraints, chunk: int = 4096, split
         basis2 = np.einsum("sai,bac,scj->sbij", P, child.basis, P).reshape(8 * m, 576)
         W = np.zeros((len(coarse), 8 * m))
         sel = np.flatnonzero(regular)
-        W[index[sel, None], slot[sel, None] * m + np.arange(m)] = child.weights[sel]
+        # add: two pieces of one child cell can be children of the same parent in one slot
+        np.add.at(W, (index[sel, None], slot[sel, None] * m + np.arange(m)), child.weights[sel])
     rest = np.flatnonzero(~regular)
     # Above a level of one box matrix per element the regular part stays eight weights per
     # element: the kernel rebuilds the matrix from them (voxel_kernel.galerkin_blocks),
@@ -267,24 +292,28 @@ def next_coarse(child: CoarseLevel, fixed: Constraints, chunk: int = 4096, split
         level.extra = (special, out)
     if split:
         _split_nodes(level, child.cells, child.corner_nodes(), index)
+        level.child_parent = index.astype(np.int32)
     return level
 
 
 def _split_nodes(level: CoarseLevel, child_cells: np.ndarray, child_corners, index: np.ndarray) -> None:
     """Give ``level`` one node copy per piece of bone (fem.solve.coarse_pieces) from its
-    children (lattice ``child_cells``, nodes ``child_corners`` or None) and their parents
-    ``index``."""
-    from fem.solve.coarse_pieces import corner_pieces, touching_parents
+    children (lattice ``child_cells``, nodes ``child_corners`` or None for voxels) and
+    their parent elements ``index``."""
+    from fem.solve.coarse_pieces import corner_pieces, sharing_parents, touching_parents
 
-    pairs = touching_parents(child_cells, child_corners, index, len(level.cells))
+    if child_corners is None:
+        pairs = touching_parents(child_cells, index, len(level.cells))
+    else:
+        pairs = sharing_parents(child_corners, index)
     level.corners, level.nodes = corner_pieces(level.cells, pairs, level.dims)
 
 
 def node_holders(level: CoarseLevel) -> np.ndarray:
-    """(n_nodes,) lattice corners (n_nodes, 3) of one element of ``level`` holding each node."""
+    """(n_nodes,) index of one element of ``level`` holding each node."""
     which = np.empty(len(level.nodes), dtype=np.int64)
     which[level.corner_nodes().ravel()] = np.repeat(np.arange(len(level.cells)), 8)
-    return level.cells[which]
+    return which
 
 
 def interpolation_parents(ijk: np.ndarray, coarse: CoarseLevel, holder: np.ndarray | None = None,
@@ -295,9 +324,9 @@ def interpolation_parents(ijk: np.ndarray, coarse: CoarseLevel, holder: np.ndarr
     Returns ``(cols, w)``: (n, 8) int32 positions in ``coarse.nodes`` of each node's parents
     in corner order and (n, 8) weights; an even coordinate has one parent (weight 1), an
     odd one two (1/2 each), so unused entries have weight 0 (and repeat a valid parent).
-    Where ``coarse`` has split nodes (``coarse.corners``), ``holder`` (n, 3) gives the
-    lattice corner of an element of the level below that holds each node: its parent
-    element's corner copies are the node's parents (the piece the node belongs to).
+    Where ``coarse`` has split nodes (``coarse.corners``), ``holder`` (n,) gives the element
+    of ``coarse`` whose piece holds each node (the parent of an element of the level
+    below that holds it): that element's corner copies are the node's parents.
     Built per axis and ``chunk`` nodes at a time, not as (n, 8, 3) arrays: this runs for
     every fine node.
     """
@@ -305,10 +334,8 @@ def interpolation_parents(ijk: np.ndarray, coarse: CoarseLevel, holder: np.ndarr
     cols = np.empty((len(ijk), 8), dtype=np.int32)
     weights = np.empty((len(ijk), 8))
     NX, NY = int(coarse.dims[0]), int(coarse.dims[1])
-    if coarse.corners is not None:
-        if holder is None:
-            raise ValueError("a level with split nodes needs the fine nodes' holder elements")
-        cell_ids = coarse.node_ids(coarse.cells)
+    if coarse.corners is not None and holder is None:
+        raise ValueError("a level with split nodes needs the fine nodes' holder elements")
     for start in range(0, len(ijk), chunk):
         part = slice(start, start + chunk)
         lo = ijk[part] >> 1
@@ -322,9 +349,8 @@ def interpolation_parents(ijk: np.ndarray, coarse: CoarseLevel, holder: np.ndarr
             ids = (coord[:, 2, :, None, None] * NY + coord[:, 1, None, :, None]) * NX + coord[:, 0, None, None, :]
             cols[part] = coarse.index_of(ids.reshape(-1, 8))
             continue
-        parent = np.asarray(holder[part], dtype=np.int64) >> 1
-        element = np.searchsorted(cell_ids, coarse.node_ids(parent))
-        rel = (lo - parent)[:, :, None] + bit                                         # corner bits in the parent
+        element = np.asarray(holder[part], dtype=np.int64)
+        rel = (lo - coarse.cells[element])[:, :, None] + bit                                         # corner bits in the parent
         a = (rel[:, 2, :, None, None] * 4 + rel[:, 1, None, :, None] * 2 + rel[:, 0, None, None, :]).reshape(-1, 8)
         cols[part] = coarse.corners[element[:, None], a]
     if len(cols) and cols.min() < 0:
