@@ -163,6 +163,9 @@ for name, (overrides, bounds, what) in CANDIDATES.items():
         rec = fit("combined", args.free, bounds, targets, setting, factors=factors,
                   max_evaluations=40)
         factors.update(rec["fitted"])
+        if not rec["converged"]:
+            print(f"{name}: NO fit within the bounds {dict(zip(args.free, bounds))}; the rows below "
+                  f"are the best point evaluated, not a calibration", flush=True)
         record["fit"] = {k: rec[k] for k in ("fitted", "achieved_percent", "evaluations", "seconds",
                                               "converged")}
     record["balance_shift"] = factors["balance_shift"]
