@@ -72,6 +72,10 @@ class Vertebral:
     curvature: float | None = _f(None, "SD of a trabecula's mid-length bow over its length", ge=0)
     thickness_cv: float | None = _f(None, "coefficient of variation of trabecula diameters", ge=0)
     plate_holes: float | None = _f(None, "fraction of vertical plates perforated by a hole", ge=0, le=1)
+    oblique_fraction: float | None = _f(None, "fraction of oblique strut sites occupied (default 0: "
+                                        "none; docs/specimens.md, candidate values)", ge=0, le=1)
+    horizontal_plates: float | None = _f(None, "fraction of horizontal plate sites occupied (default "
+                                         "0: none; docs/specimens.md, candidate values)", ge=0, le=1)
     seed: int = _f(0, "random seed", ge=0)
 
 
