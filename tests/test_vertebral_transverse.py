@@ -121,3 +121,25 @@ def test_validation_overrides_parse_numbers_and_reject_the_rest():
     for bad in (["node_offset"], ["node_offset=abc"]):
         with pytest.raises(SystemExit, match="expected key=number"):
             module.overrides(bad)
+
+
+@pytest.mark.parametrize("name", sorted(BEFORE))
+def test_plate_span_one_leaves_todays_specimens_bit_for_bit(name):
+    g = load_cohort(name)["generator"]
+    net = generate(**g, size=1.6, seed=3, plate_span=1)
+    assert hashlib.sha256(net.phi.tobytes()).hexdigest() == BEFORE[name]
+
+
+def test_plate_span_makes_walls_of_consecutive_panels_and_keeps_bv_tv():
+    g = dict(load_cohort("early-postmenopausal")["generator"], size=2.0, seed=1, plate_holes=0.0)
+    one, walls = generate(**g), generate(**dict(g, plate_span=3))
+    assert walls.counts["bv_tv"] == pytest.approx(g["bv_tv"], rel=0.02)
+    # about the same plate bone in a third as many (three-panel) plates
+    assert walls.counts["plates"] < 0.5 * one.counts["plates"]
+    # a wall covers 3 of the 5 node intervals of a 2 mm specimen (level spacing 0.5 mm):
+    # its bounding box is taller than 2 intervals, a one-panel plate's is not
+    n = len(one.primitives) - one.counts["plates"]
+    height = [hi[2] - lo[2] for _, _, lo, hi, _ in walls.primitives[len(walls.primitives) - walls.counts["plates"]:]]
+    assert min(height) > 2 * 0.4 and max(hi[2] - lo[2] for _, _, lo, hi, _ in one.primitives[n:]) < 2 * 0.4 + 0.4
+    with pytest.raises(Exception, match="plate_span"):
+        generate(**dict(g, plate_span=9))
