@@ -5,6 +5,7 @@ import hashlib
 import numpy as np
 import pytest
 
+from fem.errors import BonefemError
 from fem.specimen.cohorts import load_cohort
 from fem.specimen.transverse import neighbour_triangles
 from fem.specimen.vertebral import HORIZONTAL, VERTICAL, generate, plate
@@ -121,3 +122,25 @@ def test_validation_overrides_parse_numbers_and_reject_the_rest():
     for bad in (["node_offset"], ["node_offset=abc"]):
         with pytest.raises(SystemExit, match="expected key=number"):
             module.overrides(bad)
+
+
+@pytest.mark.parametrize("name", sorted(BEFORE))
+def test_plate_span_one_leaves_todays_specimens_bit_for_bit(name):
+    g = load_cohort(name)["generator"]
+    net = generate(**g, size=1.6, seed=3, plate_span=1)
+    assert hashlib.sha256(net.phi.tobytes()).hexdigest() == BEFORE[name]
+
+
+def test_plate_span_makes_walls_of_consecutive_panels_and_keeps_bv_tv():
+    g = dict(load_cohort("early-postmenopausal")["generator"], size=2.0, seed=1, plate_holes=0.0)
+    one, walls = generate(**g), generate(**dict(g, plate_span=3))
+    assert walls.counts["bv_tv"] == pytest.approx(g["bv_tv"], rel=0.02)
+    # about the same plate bone in a third as many (three-panel) plates
+    assert walls.counts["plates"] < 0.5 * one.counts["plates"]
+    # z extent of the plates' boxes (plate thickness as padding): levels 0.5 mm apart,
+    # jittered by +-0.1 mm, so one panel spans < 0.7 + 2 t < 1.2 mm and three > 1.3 mm
+    def heights(net):
+        return [hi[2] - lo[2] for _, _, lo, hi, _ in net.primitives[-net.counts["plates"]:]]
+    assert max(heights(one)) < 1.2 < 1.3 < min(heights(walls))
+    with pytest.raises(BonefemError, match="plate_span"):
+        generate(**dict(g, plate_span=9))

@@ -27,7 +27,9 @@ field (fem.specimen.levelset), so the specimen carries sub-voxel geometry from t
 3. vertical plates (thickness th_vertical) span panels between two neighbouring columns
    and two node levels, in random order, until the bone volume fraction reaches bv_tv; a
    fraction ``plate_holes`` of them is perforated by a round hole. The plate fraction is
-   the one derived figure (reported in ``counts``).
+   the one derived figure (reported in ``counts``). With ``plate_span`` m > 1 a plate is a
+   wall of m consecutive panels on the same pair of columns, folded at the offset nodes
+   (each panel perforated or not on its own).
 
 Every trabecula (segment, strut, plate) has an index; :meth:`Network.without` rebuilds
 the level set without chosen trabeculae (their removal by resorption).
@@ -37,6 +39,7 @@ Units: mm. Every random choice comes from ``numpy.random.default_rng(seed)``.
 
 from __future__ import annotations
 
+from functools import reduce
 from dataclasses import asdict, dataclass, field as dc_field
 
 import numpy as np
@@ -66,6 +69,9 @@ class VertebralParams:
     # transverse elements of fem.specimen.transverse; 0 = off (today's specimens, bit for bit)
     oblique_fraction: float = 0.0   # fraction of oblique strut sites occupied (1)
     horizontal_plates: float = 0.0  # fraction of horizontal plate sites occupied (1)
+    # node intervals one vertical plate spans on its pair of columns: > 1 makes walls that
+    # follow the offset nodes (issue 14 screening); 1 = today's specimens, bit for bit
+    plate_span: int = 1
     seed: int = 0
 
 
@@ -403,15 +409,20 @@ def _build(p: VertebralParams, band: float, scale) -> Network:
 
     # 3. Vertical plates on panels (neighbour pair x interval between node levels), in
     #    random order, until BV/TV reaches the target: the plate fraction is what is free.
-    panels = [(e, k) for e in edges for k in range(nl + 1)]
+    #    A plate covers plate_span consecutive intervals from its panel's (a wall).
+    m = max(int(p.plate_span), 1)
+    if m > nl + 1:
+        raise BonefemError(f"vertebral generator: plate_span {p.plate_span} > the {nl + 1} node "
+                           "intervals of the specimen; expected an integer 1 <= plate_span <= that")
+    panels = [(e, k) for e in edges for k in range(nl + 2 - m)]
     plates = holes = stacked = 0
     t_v = 2 * r_v
     occupied = set()
     order = rng.permutation(len(panels))
     n_panels = len(panels)
     # fallback panels on the longer Delaunay edges (only a specimen of a few columns needs them)
-    panels += [(e, k) for e in long_edges for k in range(nl + 1)]
-    # A plate spans one node interval: first only panels with no plate directly above or
+    panels += [(e, k) for e in long_edges for k in range(nl + 2 - m)]
+    # A plate spans m node intervals: first only panels with no plate directly above or
     # below on the same pair of columns, so plates do not stack into walls through the
     # specimen; stacked panels only when those cannot reach BV/TV (small or dense specimens).
     for stacking in (False, True):
@@ -421,27 +432,36 @@ def _build(p: VertebralParams, band: float, scale) -> Network:
             if bone / total >= p.bv_tv:
                 break
             (i, j), k = panels[c]
-            if panels[c] in occupied or (not stacking and (((i, j), k - 1) in occupied
-                                                           or ((i, j), k + 1) in occupied)):
+            covered = [((i, j), k + q) for q in range(m)]
+            if any(q in occupied for q in covered) or (not stacking and (
+                    ((i, j), k - 1) in occupied or ((i, j), k + m) in occupied)):
                 continue
-            corners = np.array([nodes[i, k], nodes[j, k], nodes[j, k + 1], nodes[i, k + 1]])
-            hole = None
-            if rng.uniform() < p.plate_holes and not stacking:   # the fallback fills, unperforated
-                u, v = rng.uniform(0.4, 0.6, 2)
-                centre = ((1 - u) * (1 - v) * corners[0] + u * (1 - v) * corners[1]
-                          + u * v * corners[2] + (1 - u) * v * corners[3])
-                width = min(np.linalg.norm(corners[1] - corners[0]), np.linalg.norm(corners[3] - corners[0]))
-                hole = (centre, rng.uniform(0.15, 0.25) * width)   # rim >= 0.15 width
+            sdfs, hole_count = [], 0
+            for q in range(m):
+                corners = np.array([nodes[i, k + q], nodes[j, k + q], nodes[j, k + q + 1],
+                                    nodes[i, k + q + 1]])
+                hole = None
+                if rng.uniform() < p.plate_holes and not stacking:   # the fallback fills, unperforated
+                    u, v = rng.uniform(0.4, 0.6, 2)
+                    centre = ((1 - u) * (1 - v) * corners[0] + u * (1 - v) * corners[1]
+                              + u * v * corners[2] + (1 - u) * v * corners[3])
+                    width = min(np.linalg.norm(corners[1] - corners[0]), np.linalg.norm(corners[3] - corners[0]))
+                    hole = (centre, rng.uniform(0.15, 0.25) * width)   # rim >= 0.15 width
+                sdfs.append(plate(corners, t_v, hole))
+                hole_count += hole is not None
+            sdf = sdfs[0] if m == 1 else (lambda fs: lambda x, y, z: reduce(
+                np.maximum, (f(x, y, z) for f in fs)))(sdfs)
+            wall = np.concatenate([nodes[i, k:k + m + 1], nodes[j, k:k + m + 1]])
             # Take the last plate only if it brings BV/TV closer to the target.
-            added = add(VERTICAL, corners, t_v, plate(corners, t_v, hole),
+            added = add(VERTICAL, wall, t_v, sdf,
                         accept=lambda step: (bone + step) / total - p.bv_tv <= p.bv_tv - bone / total)
             if added is False:
                 break
             if added:
                 plates += 1
-                holes += hole is not None
+                holes += hole_count
                 stacked += stacking
-                occupied.add(panels[c])
+                occupied.update(covered)
         else:
             continue
         break
