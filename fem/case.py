@@ -76,6 +76,9 @@ class Vertebral:
                                         "none; docs/specimens.md, candidate values)", ge=0, le=1)
     horizontal_plates: float | None = _f(None, "fraction of horizontal plate sites occupied (default "
                                          "0: none; docs/specimens.md, candidate values)", ge=0, le=1)
+    plate_span: int | None = _f(None, "node intervals one vertical plate covers (default 1: a "
+                                "single panel; more: a wall folded at the offset nodes; "
+                                "docs/specimens.md, screening)", ge=1)
     seed: int = _f(0, "random seed", ge=0)
 
 

@@ -72,3 +72,18 @@ def test_case_file_reference_is_up_to_date():
     doc = (ROOT / "docs" / "case-files.md").read_text()
     assert reference_table() in doc, "regenerate the table: ./bonefem exec python3 -m fem.case"
     assert all(f"`{key}`" in doc for key, _, _ in describe())
+
+
+def test_every_generator_parameter_is_a_case_key(tmp_path):
+    # A vertebral case fills its unset values from the generator's parameters by name, so a
+    # parameter the case table lacks crashes every vertebral case (it happened twice).
+    import dataclasses
+
+    from fem.case import Vertebral
+    from fem.specimen.vertebral import VertebralParams
+
+    case_keys = {f.name for f in dataclasses.fields(Vertebral)}
+    missing = {f.name for f in dataclasses.fields(VertebralParams)} - case_keys
+    assert not missing, f"add {sorted(missing)} to fem.case.Vertebral"
+    case = load_case(write(tmp_path, '[specimen.vertebral]\ncohort = "elderly-osteoporotic"\nsize = 1.0\n'))
+    assert case.specimen.vertebral.plate_span == 1 and case.specimen.vertebral.horizontal_plates == 0
