@@ -88,19 +88,24 @@ def solve(phi, spacing, case, axis=2) -> dict:
             "seconds": time.perf_counter() - t0}
 
 
-def removal_vs_thinning(phi, removed, spacing, case, base) -> dict:
-    """Solve ``removed`` (a level set with trabeculae taken out) and ``phi`` thinned uniformly
-    to the same bone volume; losses are fractions of the intact ``base`` solve."""
+def removed_and_thinned(phi, removed, spacing):
+    """``removed`` (a level set with trabeculae taken out) as it is solved, and ``phi``
+    thinned uniformly to the same bone volume: (removed, thinned, mass loss, move in mm)."""
     from fem.analysis.attribution import matching_move
-    from fem.specimen.levelset import move_surface
-    from fem.specimen.levelset import bone_volume
+    from fem.specimen.levelset import bone_volume, move_surface
 
     removed = prepared(removed, spacing)     # count the islands it leaves as lost too
     v0, v1 = bone_volume(prepared(phi, spacing), spacing), bone_volume(removed, spacing)
     d = matching_move(phi, spacing, v1, limit=0.2)
-    thinned = move_surface(phi, d, spacing)
+    return removed, move_surface(phi, d, spacing), 1 - v1 / v0, d
+
+
+def removal_vs_thinning(phi, removed, spacing, case, base) -> dict:
+    """Solve ``removed`` (a level set with trabeculae taken out) and ``phi`` thinned uniformly
+    to the same bone volume; losses are fractions of the intact ``base`` solve."""
+    removed, thinned, loss, d = removed_and_thinned(phi, removed, spacing)
     r, t = solve(removed, spacing, case), solve(thinned, spacing, case)
-    return {"mass_loss": 1 - v1 / v0, "thinning_um": 1000 * d,
+    return {"mass_loss": loss, "thinning_um": 1000 * d,
             "removal_E_loss": 1 - r["E_MPa"] / base["E_MPa"],
             "removal_F_loss": 1 - r["F_N"] / base["F_N"],
             "thinning_E_loss": 1 - t["E_MPa"] / base["E_MPa"],
