@@ -13,9 +13,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
-from fem.analysis.stats import mean_interval
+from fem.analysis.stats import mean_interval, welch_difference
 
 
 def rows_of(folder: Path) -> list[dict]:
@@ -89,9 +88,8 @@ def _ci(x):
 
 def _welch(a, b):
     """Difference of the means a - b with Welch's 95 % interval."""
-    res = stats.ttest_ind(a, b, equal_var=False)
-    lo, hi = res.confidence_interval(0.95)
-    return f"{np.mean(a) - np.mean(b):+.1f} [{lo:+.1f}, {hi:+.1f}]"
+    w = welch_difference(a, b)
+    return f"{w['difference']:+.1f} [{w['ci_low']:+.1f}, {w['ci_high']:+.1f}]"
 
 
 def summary(rows: list[dict]) -> str:

@@ -69,3 +69,18 @@ def test_mean_interval_is_scipys_one_sample_interval():
     assert r["p"] == pytest.approx(ref.pvalue)
     with pytest.raises(ValueError, match="unknown"):
         specimens_for_power(2.0, math.nan)      # n = 1: no SD, no trial size (and no 10,000-step loop)
+
+
+def test_welch_difference_is_the_welch_satterthwaite_interval():
+    from fem.analysis.stats import welch_difference
+
+    a, b = np.array([4.0, 5.5, 3.9, 5.1, 4.4]), np.array([1.0, 1.8, 0.9])
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    df = (va + vb) ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
+    half = stats.t.ppf(0.975, df) * np.sqrt(va + vb)
+    d = a.mean() - b.mean()
+    w = welch_difference(a, b)
+    assert w["difference"] == pytest.approx(d)
+    assert (w["ci_low"], w["ci_high"]) == pytest.approx((d - half, d + half), rel=1e-10)
+    assert w["p"] == pytest.approx(2 * stats.t.sf(d / np.sqrt(va + vb), df), rel=1e-10)
+    assert np.isnan(welch_difference(a, [1.0])["ci_low"])

@@ -95,15 +95,32 @@ def interaction(effects: dict[str, np.ndarray]) -> dict:
     names = list(groups)
     for i, x in enumerate(names):
         for y in names[i + 1:]:
-            gx, gy = groups[x], groups[y]
-            row = {"cohorts": (x, y), "difference": float(gx.mean() - gy.mean()),
-                   "ci_low": math.nan, "ci_high": math.nan, "p": math.nan}
-            if gx.size >= 2 and gy.size >= 2:
-                res = stats.ttest_ind(gx, gy, equal_var=False)
-                ci = res.confidence_interval(0.95)
-                row.update(ci_low=float(ci.low), ci_high=float(ci.high), p=float(res.pvalue))
-            out["pairs"].append(row)
+            out["pairs"].append({"cohorts": (x, y), **welch_difference(groups[x], groups[y])})
     return out
+
+
+def welch_difference(a, b, confidence: float = 0.95) -> dict:
+    """Difference of the means of two independent groups, ``mean(a) - mean(b)``, with
+    Welch's t-test (unequal variances) and its confidence interval.
+
+    Parameters
+    ----------
+    a, b : (n_a,), (n_b,) values of two independent groups (same units)
+    confidence : two-sided coverage of the interval
+
+    Returns
+    -------
+    dict with ``difference``, ``ci_low``, ``ci_high`` and ``p`` (two-sided, H0: equal
+    means); the interval and ``p`` are NaN unless both groups have 2 or more values.
+    """
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    row = {"difference": float(a.mean() - b.mean()), "ci_low": math.nan, "ci_high": math.nan,
+           "p": math.nan}
+    if a.size >= 2 and b.size >= 2:
+        res = stats.ttest_ind(a, b, equal_var=False)
+        ci = res.confidence_interval(confidence)
+        row.update(ci_low=float(ci.low), ci_high=float(ci.high), p=float(res.pvalue))
+    return row
 
 
 def paired_power(n: int, delta: float, sd: float, alpha: float = 0.05) -> float:
