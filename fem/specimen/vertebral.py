@@ -299,6 +299,11 @@ def _lateral(rng, sd, shape=()):
     return v
 
 
+def _union(sdfs):
+    """Signed distance of the union of the panels ``sdfs`` (the largest value: bone is > 0)."""
+    return lambda x, y, z: reduce(np.maximum, (f(x, y, z) for f in sdfs))
+
+
 def perpendicular(rng, d, sd):
     """A random vector perpendicular to ``d`` with normal components of SD ``sd``."""
     v = rng.normal(0.0, sd, 3)
@@ -449,8 +454,7 @@ def _build(p: VertebralParams, band: float, scale) -> Network:
                     hole = (centre, rng.uniform(0.15, 0.25) * width)   # rim >= 0.15 width
                 sdfs.append(plate(corners, t_v, hole))
                 hole_count += hole is not None
-            sdf = sdfs[0] if m == 1 else (lambda fs: lambda x, y, z: reduce(
-                np.maximum, (f(x, y, z) for f in fs)))(sdfs)
+            sdf = sdfs[0] if m == 1 else _union(sdfs)
             wall = np.concatenate([nodes[i, k:k + m + 1], nodes[j, k:k + m + 1]])
             # Take the last plate only if it brings BV/TV closer to the target.
             added = add(VERTICAL, wall, t_v, sdf,
