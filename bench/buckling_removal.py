@@ -43,54 +43,28 @@ MEASURES = ("E_MPa", "F_N", "buckling_N")
 
 
 def strengths(spec, case, comm=None) -> dict:
-    """Linear compression and first buckling load of a prepared Specimen (serial).
+    """Linear compression and first buckling load of a prepared Specimen (serial): the
+    pipeline's solve with ``[analysis] buckling = true`` (fem.solve.buckling.specimen_buckling).
 
     Returns {"E_MPa": apparent modulus, "F_N": Pistoia failure load, "buckling_N": first
     buckling load = lambda x |reference reaction| (N), "factor": lambda at the case's
     strain, "mode_share": the first mode's participation ratio (share of the nodes it
-    moves: 1 uniform, near 0 a single strut), "bv_tv", "dofs", "seconds"}; all zero when
-    no bone spans the loaded faces.
+    moves: 1 uniform, near 0 a single strut), "bv_tv", "dofs", "seconds"}.
     """
-    import dolfinx.fem
-    import dolfinx.mesh
+    from dataclasses import replace
+
     from mpi4py import MPI
-    from petsc4py import PETSc
 
-    from fem.mesh.distribute import create_dolfinx_mesh
-    from fem.mesh.voxel import voxel_grid
-    from fem.pipeline import solve_mesh
-    from fem.solve.buckling import buckling_factors
-    from fem.solve.loadcases import boundary_conditions, pin_points
+    from fem.pipeline import solve_specimen
 
-    comm = comm or MPI.COMM_SELF
+    case = replace(case, analysis=replace(case.analysis, buckling=True),
+                   output=replace(case.output, fields=False))
     t0 = time.perf_counter()
-    grid = voxel_grid(spec.mask, spec.spacing)
-    msh, original = create_dolfinx_mesh(comm, grid.points, grid.cells)
-    nu = case.material.poisson
-    modulus = spec.element_modulus(grid, nu, case.material.partial_volume)[original]
-    fraction = spec.element_fraction(grid)[original]
-    pins = pin_points(grid.points)
-    result, sol = solve_mesh(msh, modulus, fraction, grid.extent, pins, case, comm,
-                             say=lambda *a, **k: None, voxel_spacing=grid.spacing)
-    V = sol.u.function_space
-    bcs, _ = boundary_conditions(V, case.load.test, case.load.strain, grid.extent[2], pins)
-    # the bottom face held sideways as well (module docstring)
-    bottom = dolfinx.mesh.locate_entities(msh, 0, lambda x: np.abs(x[2]) < 1e-6 * grid.extent[2])
-    zero = PETSc.ScalarType(0.0)
-    for c in (0, 1):
-        sub = V.sub(c)
-        bcs.append(dolfinx.fem.dirichletbc(zero, dolfinx.fem.locate_dofs_topological(sub, 0, bottom), sub))
-    buckled = buckling_factors(sol.u, sol.modulus, nu, bcs, nev=2)
-    factor = float(buckled.factors[0])
-    # how many nodes the first mode moves: participation ratio (sum a^2)^2 / (N sum a^4) of
-    # the nodal amplitudes a, 1 for a uniform sway, about n/N for a mode on n nodes
-    a2 = np.sum(buckled.mode.x.array.reshape(-1, 3) ** 2, axis=1)
-    share = float(a2.sum() ** 2 / (len(a2) * np.sum(a2 ** 2)))
-    reference = abs(result["reaction_force_N"])
+    result = solve_specimen(spec, case, None, comm or MPI.COMM_SELF, log=lambda *a, **k: None)
+    b = result["buckling"]
     return {"E_MPa": abs(result["apparent_modulus_MPa"]), "F_N": abs(result["pistoia"]["failure_load_N"]),
-            "buckling_N": factor * reference, "factor": factor, "mode_share": share,
-            "bv_tv": result["bv_tv"],
-            "dofs": result["dofs"], "seconds": time.perf_counter() - t0}
+            "buckling_N": b["load_N"], "factor": b["factor"], "mode_share": b["mode_share"],
+            "bv_tv": result["bv_tv"], "dofs": result["dofs"], "seconds": time.perf_counter() - t0}
 
 
 def loss_ratios(intact: dict, removed: dict, thinned: dict) -> dict:

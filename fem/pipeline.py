@@ -295,6 +295,16 @@ def solve_mesh(msh, modulus_cells, fraction_cells, extent, pins, case: Case, com
         "pistoia": asdict(p),
         "ranks": comm.size,
     }
+    if case.analysis.buckling:      # issues 14, 16: a strength that sees lost bracing
+        from fem.solve.buckling import specimen_buckling
+
+        say("buckling: first load factor (SLEPc, MUMPS) ...")
+        result["buckling"] = specimen_buckling(sol, extent, pins, case.load.test, case.load.strain,
+                                               case.material.poisson)
+        b = result["buckling"]
+        say(f"buckling: load factor {b['factor']:.3g}, {b['load_N']:.4g} N, first mode on "
+            f"{100 * b['mode_share']:.0f} % of the nodes, {b['seconds']:.1f} s")
+        sol.timings["buckling"] = b["seconds"]
     return result, sol
 
 

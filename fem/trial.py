@@ -21,7 +21,7 @@ from mpi4py import MPI
 
 import fem
 from fem.analysis.attribution import COUNTERFACTUALS, PLAYERS, attribute, coalitions
-from fem.analysis.strength import nonlinear_columns
+from fem.analysis.strength import buckling_columns, nonlinear_columns
 from fem.case import Case, case_to_dict
 from fem.errors import BonefemError
 from fem.pipeline import root_call, solve_specimen
@@ -61,14 +61,16 @@ def measure(state) -> dict:
 class _Solver:
     """Solves specimens on all ranks; counts the solves.
 
-    The nonlinear test of ``[analysis] strength = "nonlinear"`` runs only where asked
-    (``nonlinear=True``: the baseline and every checkpoint); the attribution's
-    counterfactuals are Pistoia solves whatever the case says.
+    The nonlinear test of ``[analysis] strength = "nonlinear"`` and the buckling analysis
+    of ``[analysis] buckling`` run only where asked (``nonlinear=True``: the baseline and
+    every checkpoint); the attribution's counterfactuals are Pistoia solves whatever the
+    case says.
     """
 
     def __init__(self, case: Case, comm):
         self.case, self.comm, self.count = case, comm, 0
-        self.pistoia_case = replace(case, analysis=replace(case.analysis, strength="pistoia"))
+        self.pistoia_case = replace(case, analysis=replace(case.analysis, strength="pistoia",
+                                                           buckling=False))
 
     def __call__(self, spec: Specimen | None, outdir=None, nonlinear=False) -> dict:
         self.count += 1
@@ -91,7 +93,9 @@ def job_keys(case: Case, cohort: str, seed: int, arm: str | None = None) -> str:
         t.pop(k)
     sections = ("material", "load", "solver", "pistoia")
     # the nonlinear test's settings only where it runs: Pistoia trials keep their keys
-    sections += ("analysis",) if case.analysis.strength == "nonlinear" else ()
+    sections += ("analysis",) if case.analysis.strength == "nonlinear" or case.analysis.buckling else ()
+    if not case.analysis.buckling:       # off: resume keys as before the key existed
+        d["analysis"].pop("buckling")
     if not case.analysis.softening:      # keys of the softening law: only where it is on
         for k in ("softening", "softening_onset", "softening_end", "residual", "crack_band"):
             d["analysis"].pop(k)
@@ -257,6 +261,7 @@ def _row(cohort, seed, arm, time_years, morph, result, extra, parts) -> dict:
                 "failure_load_N": result["pistoia"]["failure_load_N"],
                 "dofs": result["dofs"], "iterations": result["solver"]["iterations"]})
     row.update(nonlinear_columns(result))       # {} unless [analysis] strength = "nonlinear"
+    row.update(buckling_columns(result))        # {} unless [analysis] buckling = true
     if parts is not None:
         row.update({"strength_mass_pct": parts.mass_pct, "strength_tissue_pct": parts.tissue_pct,
                     "strength_architecture_pct": parts.architecture_pct,

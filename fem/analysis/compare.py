@@ -12,7 +12,8 @@ FIGURES = ("bmd_mg_per_cm3", "bv_tv", "tmd_mean_mg_per_cm3", "tb_th_mm", "tb_n_p
 SHORT = {"bmd_mg_per_cm3": "bmd", "bv_tv": "bv_tv", "tmd_mean_mg_per_cm3": "tmd",
          "tb_th_mm": "tb_th", "tb_n_per_mm": "tb_n", "conn_d_per_mm3": "conn_d",
          "apparent_modulus_MPa": "modulus", "failure_load_N": "failure_load",
-         "nl_ultimate_load_N": "nl_ultimate", "nl_yield_load_N": "nl_yield"}
+         "nl_ultimate_load_N": "nl_ultimate", "nl_yield_load_N": "nl_yield",
+         "buckling_load_N": "buckling"}
 
 
 def _pct(a, b):

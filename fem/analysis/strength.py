@@ -31,6 +31,17 @@ def nonlinear_columns(result: dict) -> dict:
     return {col: nl.get(key) for col, key in NONLINEAR_COLUMNS.items()} if nl else {}
 
 
+# Trial rows and collected tables: column -> key of result.json's "buckling" summary.
+BUCKLING_COLUMNS = {"buckling_load_N": "load_N", "buckling_mode_share": "mode_share"}
+
+
+def buckling_columns(result: dict) -> dict:
+    """The buckling analysis's figures of a solve's result as flat row columns (N, share
+    of the nodes); {} if it did not run."""
+    b = result.get("buckling")
+    return {col: b.get(key) for col, key in BUCKLING_COLUMNS.items()} if b else {}
+
+
 def offset_yield(strain: np.ndarray, stress: np.ndarray, modulus: float, offset=0.002):
     """Apparent yield point by the offset method: where the curve crosses the line of
     slope ``modulus`` through (offset, 0).

@@ -6,7 +6,7 @@ import csv
 import json
 from pathlib import Path
 
-from fem.analysis.strength import nonlinear_columns
+from fem.analysis.strength import buckling_columns, nonlinear_columns
 from fem.errors import BonefemError
 from fem.report.tables import write_csv
 
@@ -26,6 +26,7 @@ def single_row(path: Path) -> dict | None:
     row.update({"failure_load_N": r["pistoia"]["failure_load_N"],
                 "iterations": r["solver"]["iterations"], "solve_s": r["solver"]["seconds"]})
     row.update(nonlinear_columns(r))
+    row.update(buckling_columns(r))
     return row
 
 

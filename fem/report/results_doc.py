@@ -128,17 +128,26 @@ def findings(summary, cohorts, arms, t, exponents=None, paired=None) -> list[str
 
 
 def strength_methods_section(result: dict, final: float) -> list[str]:
-    """Lines of the 'Strength by two methods' section (Pistoia and nonlinear side by side,
-    with their paired difference); none when the trial did not run the nonlinear test."""
+    """Lines of the 'Strength by two methods' section (Pistoia beside the nonlinear test
+    and/or the buckling analysis, with their paired differences); none when the trial ran
+    neither."""
     methods = result.get("strength_methods")
     if not methods:
         return []
-    return ["## Strength by two methods", "", methods_markdown(methods, final).lstrip("\n"),
-            "The nonlinear test loads each specimen past tissue yield (docs/nonlinear.md). A "
-            "difference of the changes that is not zero means the two methods disagree on what "
-            "the treatment did to strength; where lost struts matter more than the linear "
-            "solve sees, the nonlinear change is the lower one. Small strain only: it has no "
-            "buckling, so it can still miss what perforation does to bracing.", ""]
+    out = ["## Strength by two methods", "", methods_markdown(methods, final).lstrip("\n")]
+    if any(s.get("d_nl_ultimate_pct_mean") is not None for s in methods):
+        out.append("The nonlinear test loads each specimen past tissue yield (docs/nonlinear.md). A "
+                   "difference of the changes that is not zero means the two methods disagree on what "
+                   "the treatment did to strength; where lost struts matter more than the linear "
+                   "solve sees, the nonlinear change is the lower one. Small strain only: it has no "
+                   "buckling, so it can still miss what perforation does to bracing.")
+    if any(s.get("d_buckling_pct_mean") is not None for s in methods):
+        out.append("The buckling load is the first linear buckling load factor of the compressed "
+                   "specimen times its reaction force (docs/nonlinear.md): it sees a strut that lost "
+                   "its bracing, which the Pistoia estimate does not. Its first mode is often local "
+                   "(one or a few struts: 'first mode on' is small), so it is a weakest-strut measure "
+                   "and scatters more between specimens than the Pistoia load.")
+    return out + [""]
 
 
 def effort_text(result: dict) -> str:

@@ -45,12 +45,36 @@ def headline_markdown(summary: list[dict], time_years: float) -> str:
 
 
 def methods_markdown(methods: list[dict] | None, time_years: float) -> str:
-    """Markdown table of the strength changes at ``time_years`` by Pistoia and by the
-    nonlinear test, with their paired difference (mean ± SD over specimens, %); "" when
-    the trial did not run the nonlinear test."""
+    """Markdown tables of the strength changes at ``time_years`` by Pistoia and by the
+    nonlinear test and/or the buckling analysis, each with its paired difference from
+    Pistoia (mean ± SD over specimens, %); "" when the trial ran neither."""
     if not methods:
         return ""
     rows = [s for s in methods if abs(s["time_years"] - time_years) < 1e-9 and s["arm"] != "baseline"]
+    text = _nonlinear_markdown(rows, time_years) if any(
+        s.get("d_nl_ultimate_pct_mean") is not None for s in rows) else ""
+    if any(s.get("d_buckling_pct_mean") is not None for s in rows):
+        text += _buckling_markdown(rows, time_years)
+    return text
+
+
+def _buckling_markdown(rows: list[dict], time_years: float) -> str:
+    lines = ["", f"Strength changes at {time_years:g} years by the Pistoia failure load and by the "
+             "first linear buckling load, % (mean ± SD over specimens); 'buckling − Pistoia' is the "
+             "paired difference of the changes, percentage points; 'first mode on' is the share of "
+             "the nodes the first buckling mode moves at the end (docs/nonlinear.md)", "",
+             "| cohort | arm | n | Pistoia | buckling | buckling − Pistoia | Pistoia vs untr. "
+             "| buckling vs untr. | buckling − Pistoia vs untr. | first mode on |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for s in sorted(rows, key=lambda s: (s["cohort"], s["arm"])):
+        cells = [_pm(s, k) for k in ("d_failure_load_pct", "d_buckling_pct", "diff_d_buckling_pct",
+                                     "du_failure_load_pct", "du_buckling_pct", "diff_du_buckling_pct")]
+        cells.append(_pm(s, "buckling_mode_share", 2))
+        lines.append(f"| {s['cohort']} | {s['arm']} | {s['n']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _nonlinear_markdown(rows: list[dict], time_years: float) -> str:
     lines = ["", f"Strength changes at {time_years:g} years by two methods, % (mean ± SD over "
              "specimens): Pistoia failure load, nonlinear ultimate load and 0.2 % offset yield "
              "load; 'nonlinear − Pistoia' is the paired difference of the changes, percentage "
