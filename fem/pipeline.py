@@ -81,7 +81,7 @@ def run_case(case: Case, outdir=None, comm=MPI.COMM_WORLD, log=print) -> dict:
         check = None
         if case.solver.memory_check:
             def check(mask, spacing, where):
-                check_model_size(mask, comm.size, where, matfree)
+                check_model_size(mask, comm.size, where, matfree, case.analysis.buckling)
         return load_specimen(case, log, check_size=check)
 
     spec = root_call(comm, prepare)
@@ -94,22 +94,26 @@ def model_size(mask: np.ndarray) -> tuple[int, int]:
     return int(np.count_nonzero(used_corners(mask))), int(np.count_nonzero(mask))
 
 
-def check_model_size(mask: np.ndarray, ranks: int, where: str = "model", matfree: bool = True) -> None:
+def check_model_size(mask: np.ndarray, ranks: int, where: str = "model", matfree: bool = True,
+                     buckling: bool = False) -> None:
     """Refuse (BonefemError) a voxel model whose estimated peak memory exceeds the available
     memory, from the bone mask alone, before the grid or any solver data is built.
 
     The estimate is fem.solve.memory.estimate_voxel_model: the larger of building the
-    mesh on rank 0 and the solve, from the bone-voxel and DOF counts.
+    mesh on rank 0 and the solve, from the bone-voxel and DOF counts; with ``buckling``,
+    plus the buckling analysis's factorisation (memory.BYTES_PER_DOF_BUCKLING).
     """
     nodes, voxels = model_size(mask)
     dofs = 3 * nodes
     need, build = memory.estimate_voxel_model(dofs, voxels, ranks, matfree)
+    need += dofs * memory.BYTES_PER_DOF_BUCKLING if buckling else 0.0
     have = memory.available_bytes()
     if have is not None and need > have:
         raise BonefemError(
             f"{where}: about {need / 1e9:.1f} GB needed for {dofs / 1e6:.2f} M DOF on {ranks} "
             f"rank(s) ({voxels} bone voxels of {mask.size}; {build / 1e9:.1f} GB to build "
-            f"the mesh), {have / 1e9:.1f} GB available; use a smaller region or coarser voxels, "
+            f"the mesh{'; analysis.buckling adds ' + f'{dofs * memory.BYTES_PER_DOF_BUCKLING / 1e9:.1f} GB' if buckling else ''}"
+            f"), {have / 1e9:.1f} GB available; use a smaller region or coarser voxels, "
             "run on a bigger machine, or set solver.memory_check = false to try anyway")
 
 
@@ -129,7 +133,8 @@ def solve_specimen(spec: Specimen | None, case: Case, outdir=None, comm=MPI.COMM
     def voxelise():
         if case.solver.memory_check:
             check_model_size(spec.mask, comm.size, case.source or "model",
-                             matfree=case.solver.method in ("auto", "matfree"))
+                             matfree=case.solver.method in ("auto", "matfree"),
+                             buckling=case.analysis.buckling)
         return voxel_grid(spec.mask, spec.spacing)
 
     grid = root_call(comm, voxelise)

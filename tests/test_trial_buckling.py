@@ -94,3 +94,19 @@ def test_report_shows_buckling_beside_pistoia(buckling_trial, tmp_path):
     text = doc.read_text()
     assert "## Strength by two methods" in text and "first linear buckling load" in text
     assert "buckling load" in text.split("## Against untreated")[1]
+
+
+def test_memory_check_counts_the_buckling_factorisation(monkeypatch):
+    import numpy as np
+
+    from fem import pipeline
+    from fem.errors import BonefemError
+    from fem.solve import memory
+
+    mask = np.ones((40, 40, 40), bool)              # 41^3 nodes, 206,763 DOF
+    monkeypatch.setattr(memory, "available_bytes", lambda: 1e9)
+    # the matrix-free solve alone: 206,763 x 400 B + 0.3 GB = 0.38 GB, fits in 1 GB
+    pipeline.check_model_size(mask, 1, "b.toml", matfree=True)
+    # the factorisation adds 206,763 x 6 kB = 1.24 GB
+    with pytest.raises(BonefemError, match=r"b.toml: about 1.6 GB needed .*analysis.buckling adds 1.2 GB"):
+        pipeline.check_model_size(mask, 1, "b.toml", matfree=True, buckling=True)
