@@ -282,6 +282,22 @@ def _form(state: BoneState, p: RemodelParams, t_end: float, vox: float) -> None:
     state.bmus = still_open
 
 
+def refilled(state: BoneState, p: RemodelParams) -> np.ndarray:
+    """The level set of ``state`` with every open cavity refilled as :func:`_form` will
+    refill it by the end of its formation period (to its balance: a deficit stays).
+
+    The remodelling space is the reversible part of the architecture: a drug that lowers
+    turnover closes these cavities. Perforating cavities are not among the open BMUs
+    (never refilled), so they stay. Returns a new (nx, ny, nz) float32 array, mm; the
+    state is not changed.
+    """
+    if not state.bmus:
+        return state.phi.copy()
+    trial = state.copy()
+    _form(trial, p, np.inf, float(np.prod(state.spacing)))
+    return trial.phi
+
+
 def activate(state: BoneState, p: RemodelParams, centre, depth: float, radius: float,
              band=None) -> bool:
     """Dig one cavity (maximum depth ``depth``, footprint radius ``radius``, mm) at the
