@@ -4,7 +4,8 @@ For each cohort and seed (one job, :func:`specimen_rows`): generate the vertebra
 specimen, spin it up untreated to the baseline, solve it; then for each arm remodel a
 copy of the baseline (same seed, so arms differ only by the drug) and solve at every
 checkpoint, with the attribution's counterfactual specimens (at the last checkpoint, or
-at every one: ``[trial] attribution``). Rank 0 simulates and measures; every
+at every one: ``[trial] attribution``; with ``[trial] remodelling_space`` also those
+with each state's open cavities closed). Rank 0 simulates and measures; every
 rank takes part in the solves. Rows go to the row store (fem.report.store) as they
 finish, so a killed trial resumes where it stopped; then they are tabulated.
 """
