@@ -224,6 +224,24 @@ def test_refilled_is_what_formation_will_do():
     np.testing.assert_allclose(expect, state.phi, atol=1e-6)
 
 
+def test_refilling_stops_at_the_dug_surface_when_formation_overfills():
+    # balance 1.3: formation will build 30 % more than was dug; closing the cavity
+    # restores the surface it was dug into, the overfill is not remodelling space
+    state, centre = _plate(0.4)
+    before = state.phi.copy()
+    p = RemodelParams(balance=1.3, activation_frequency=0.0)
+    activate(state, p, centre, 0.06, 0.15)
+    np.testing.assert_allclose(refilled(state, p), before, atol=1e-6)
+    for i in range(4):                  # part of the formation period: partly refilled
+        step(state, p, 1 / 12, seed=0, step_index=i + 1)
+    assert 0 < state.bmus[0].filled < 1
+    np.testing.assert_allclose(refilled(state, p), before, atol=1e-6)
+    for i in range(4, 6):               # filled beyond the dug surface, still open
+        step(state, p, 1 / 12, seed=0, step_index=i + 1)
+    assert state.bmus and state.bmus[0].filled > 1
+    np.testing.assert_array_equal(refilled(state, p), state.phi)
+
+
 def test_closed_geometry_keeps_the_bone_volume():
     state, centre = _plate(0.4)
     p = RemodelParams(balance=1.0)

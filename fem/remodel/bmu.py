@@ -283,19 +283,21 @@ def _form(state: BoneState, p: RemodelParams, t_end: float, vox: float) -> None:
 
 
 def refilled(state: BoneState, p: RemodelParams) -> np.ndarray:
-    """The level set of ``state`` with every open cavity refilled as :func:`_form` will
-    refill it by the end of its formation period (to its balance: a deficit stays).
+    """The level set of ``state`` with every open cavity closed: the remodelling space.
 
-    The remodelling space is the reversible part of the architecture: a drug that lowers
-    turnover closes these cavities. Perforating cavities are not among the open BMUs
-    (never refilled), so they stay. Returns a new (nx, ny, nz) float32 array, mm; the
-    state is not changed.
+    Each open BMU's surface is raised by the retreat it has dug and not yet refilled, as
+    :func:`_form` raises it (``phi += (target - filled) x depth`` in its box), to the
+    target min(balance, 1): a BMU's deficit (balance < 1) is a permanent loss, not open
+    space, and its overfill (balance > 1) is new bone still to come, not a cavity.
+    Perforating cavities are not among the open BMUs (never refilled), so they stay.
+    Returns a new (nx, ny, nz) float32 array, mm; the state is not changed.
     """
-    if not state.bmus:
-        return state.phi.copy()
-    trial = state.copy()
-    _form(trial, p, np.inf, float(np.prod(state.spacing)))
-    return trial.phi
+    phi = state.phi.copy()
+    for b in state.bmus:
+        target = min(_balance(p, b), 1.0)
+        if target > b.filled:
+            phi[b.box] += np.float32(target - b.filled) * b.depth
+    return phi
 
 
 def activate(state: BoneState, p: RemodelParams, centre, depth: float, radius: float,
