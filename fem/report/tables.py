@@ -86,5 +86,6 @@ def parts_markdown(summary: list[dict], time_years: float) -> str:
              "| cohort | arm | n | effect | " + " | ".join(parts) + " |",
              "| --- | --- | --- | --- | " + " | ".join("---" for _ in parts) + " |"]
     for s in sorted(rows, key=lambda s: (s["cohort"], s["arm"])):
-        lines.append(f"| {s['cohort']} | {s['arm']} | {s['n']} | " + " | ".join(_pm(s, k) for k in keys) + " |")
+        cells = " | ".join(_pm(s, k) for k in keys)
+        lines.append(f"| {s['cohort']} | {s['arm']} | {s['n']} | {cells} |")
     return "\n".join(lines) + "\n"
