@@ -7,8 +7,10 @@ split of the strength effect that the trial of the same case measured.
 Remodels each cohort x seed again (the trial's own functions and random streams, no solve)
 to count the open BMUs and the remodelling space (volume dug and not refilled over the
 bone volume, fem.remodel.histomorphometry) at baseline and at the end of every arm, then
-prints them beside the trial's parts (OUT/trial.csv), per seed and as the mean of the
-paired differences against untreated (percentage points of the baseline failure load).
+prints them beside the trial's parts (OUT/trial.csv) and what each state's open cavities
+cost it alone (F(state) / F(state, cavities closed at equal volume) - 1, %), per seed,
+and the mean of the paired differences against untreated (percentage points of the
+baseline failure load).
 """
 
 from __future__ import annotations
@@ -49,14 +51,15 @@ def main(case_path, outdir) -> None:
             if r["arm"] != "baseline" and abs(float(r["time_years"]) - final) < 1e-9]
     open_ = cavities(case)
     print("| cohort | seed | arm | open BMUs (baseline -> end) | remodelling space % BV | perforations "
-          "| failure load % | " + " | ".join(PARTS) + " |")
-    print("| --- | --- | --- | --- | --- | --- | --- | " + " | ".join("---" for _ in PARTS) + " |")
+          "| failure load % | " + " | ".join(PARTS) + " | cavities' cost, B / T % |")
+    print("| --- | --- | --- | --- | --- | --- | --- | " + " | ".join("---" for _ in PARTS) + " | --- |")
     for r in rows:
         key = (r["cohort"], int(r["seed"]))
         (nb, sb), (nt, st) = open_[(*key, "baseline")], open_[(*key, r["arm"])]
         parts = " | ".join(f"{float(r[f'strength_{p}_pct']):+.2f}" for p in PARTS)
         print(f"| {r['cohort']} | {r['seed']} | {r['arm']} | {nb} -> {nt} | {100 * sb:.2f} -> {100 * st:.2f} "
-              f"| {r['perforations']} | {float(r['d_failure_load_pct']):+.2f} | {parts} |")
+              f"| {r['perforations']} | {float(r['d_failure_load_pct']):+.2f} | {parts} "
+              f"| {float(r['cavity_cost_baseline_pct']):+.2f} / {float(r['cavity_cost_pct']):+.2f} |")
     print()
     for (cohort, arm) in sorted({(r["cohort"], r["arm"]) for r in rows if r["arm"] != "untreated"}):
         mine = [r for r in rows if (r["cohort"], r["arm"]) == (cohort, arm)]

@@ -278,5 +278,7 @@ def _row(cohort, seed, arm, time_years, morph, result, extra, parts, cavities=Fa
                     "mass_only_pct": parts.mass_only_pct, "mass_move_um": parts.mass_move_um})
         if cavities:        # [trial] remodelling_space: the architecture part split in two
             row.update({"strength_cavities_pct": parts.cavities_pct,
-                        "strength_permanent_pct": parts.permanent_pct})
+                        "strength_permanent_pct": parts.permanent_pct,
+                        "cavity_cost_baseline_pct": parts.cavity_cost_base_pct,
+                        "cavity_cost_pct": parts.cavity_cost_pct})
     return row

@@ -147,6 +147,10 @@ def test_an_additive_strength_gives_back_each_effect():
     # fewer open cavities at T than at B: +2.5 points; the rest of architecture is permanent
     assert parts.cavities_pct == pytest.approx(2.5, abs=1e-12)
     assert parts.permanent_pct == pytest.approx(-1.25, abs=1e-12)
+    # each state's own cavities: F(B) = 100 against 104 closed; F(T) against F(T) + 1.5
+    assert parts.cavity_cost_base_pct == pytest.approx(100 * (100 / 104 - 1), abs=1e-12)
+    f_t = 100 + 4.0 - 3.0 + 2.5 - 1.25 - 1.5
+    assert parts.cavity_cost_pct == pytest.approx(100 * (f_t / (f_t + 1.5) - 1), abs=1e-12)
 
 
 def test_the_four_parts_sum_to_the_total():

@@ -66,6 +66,7 @@ def test_remodelling_space_splits_architecture_and_keeps_the_other_parts(tiny_tr
         assert float(r["strength_cavities_pct"]) + float(r["strength_permanent_pct"]) == pytest.approx(
             float(r["strength_architecture_pct"]), abs=1e-12)
         assert float(r["strength_cavities_pct"]) != 0
+        assert float(r["cavity_cost_baseline_pct"]) == float(rows["untreated"]["cavity_cost_baseline_pct"])
     # paired parts: arm minus untreated, same specimen, adding up to the effect
     c = rows["combined"]
     parts = [float(c[f"paired_strength_{p}_pts"]) for p in ("mass", "tissue", "cavities", "permanent")]

@@ -80,6 +80,10 @@ class Attribution:
     mass_only_pct: float     # F{mass} / F(B) - 1: B thinned or thickened to T's volume alone
     mass_move_um: float      # uniform surface move of that mass counterfactual, um
     cavities_pct: float = 0.0   # of architecture_pct: open cavities (remodelling space)
+    # what the open cavities of B and of T cost each state alone: F(state) / F(state with
+    # its cavities closed) - 1, % (0 without open cavities or without the split)
+    cavity_cost_base_pct: float = 0.0
+    cavity_cost_pct: float = 0.0
 
     @property
     def permanent_pct(self) -> float:
@@ -222,6 +226,11 @@ def attribute(loads: dict, mass_move: float = 0.0) -> Attribution:
     f_b = loads[frozenset()]
     pct = {k: 100.0 * v / f_b for k, v in loads.items()}
     parts = shapley({k: v for k, v in pct.items() if CLOSED not in k})
+
+    def cost(key):
+        closed = loads.get(key | {CLOSED})
+        return 0.0 if closed is None else 100.0 * (loads[key] / closed - 1.0)
+
     return Attribution(100.0 * (loads[frozenset(PLAYERS)] / f_b - 1.0), parts["mass"], parts["tissue"],
                        parts["architecture"], 100.0 * (loads[frozenset(["mass"])] / f_b - 1.0),
-                       1000.0 * mass_move, cavity_part(pct))
+                       1000.0 * mass_move, cavity_part(pct), cost(frozenset()), cost(frozenset(PLAYERS)))

@@ -58,7 +58,7 @@ def summarise(rows: list[dict], keys=None) -> list[dict]:
     keys = keys or ["d_bmd_pct", "d_bv_tv_pct", "d_modulus_pct", "d_failure_load_pct",
                     "du_bmd_pct", "du_failure_load_pct", "perforations",
                     "strength_mass_pct", "strength_tissue_pct", "strength_architecture_pct",
-                    "strength_cavities_pct", "strength_permanent_pct",
+                    "strength_cavities_pct", "strength_permanent_pct", "cavity_cost_pct",
                     *(f"paired_{k[:-4]}_pts" for k in PARTS)]
     groups = defaultdict(list)
     for r in rows:
