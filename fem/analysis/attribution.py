@@ -32,7 +32,8 @@ stress risers, and a drug that lowers turnover closes many of them; they are rev
 unlike a perforation. The architecture part then splits into **cavities** and the
 **permanent** rest (perforations, lost connectivity, redistribution). A geometry with its
 open cavities *closed* (key marker :data:`CLOSED`) is its level set with every open,
-non-perforating cavity refilled as the BMU model will refill it
+non-perforating cavity refilled by the BMU model's formation rule up to the surface it
+was dug from, or to its balance where formation leaves a deficit
 (fem.remodel.bmu.refilled), moved uniformly back to its own bone volume: the cavities'
 volume (their share of BMD) stays in the mass part, and the cavity part is what they
 cost at equal BMD. The split is nested in the architecture player: every marginal change
