@@ -251,6 +251,8 @@ class Trial:
     dt_months: float = _f(1.0, "remodelling time step, months", gt=0, le=12)
     attribution: bool | str = _f("final", "split strength changes into mass, architecture and tissue "
                                  "(6 extra solves each): \"final\" (last checkpoint), \"all\" or false")
+    remodelling_space: bool = _f(False, "split the architecture part into open resorption cavities "
+                                 "and the permanent rest (up to 8 more solves per split; docs/trial.md)")
     specimen: TrialSpecimen = _f(TrialSpecimen, "specimen size and resolution")
     # [trial.cohort.NAME] tables (TrialCohort), validated by _load_cohort_tables
     cohort_tables: dict = field(default_factory=dict, metadata={"internal": True})

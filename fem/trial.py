@@ -4,7 +4,8 @@ For each cohort and seed (one job, :func:`specimen_rows`): generate the vertebra
 specimen, spin it up untreated to the baseline, solve it; then for each arm remodel a
 copy of the baseline (same seed, so arms differ only by the drug) and solve at every
 checkpoint, with the attribution's counterfactual specimens (at the last checkpoint, or
-at every one: ``[trial] attribution``). Rank 0 simulates and measures; every
+at every one: ``[trial] attribution``; with ``[trial] remodelling_space`` also those
+with each state's open cavities closed). Rank 0 simulates and measures; every
 rank takes part in the solves. Rows go to the row store (fem.report.store) as they
 finish, so a killed trial resumes where it stopped; then they are tabulated.
 """
@@ -20,12 +21,13 @@ from pathlib import Path
 from mpi4py import MPI
 
 import fem
-from fem.analysis.attribution import COUNTERFACTUALS, PLAYERS, attribute, coalitions
+from fem.analysis.attribution import PLAYERS, attribute, coalitions
 from fem.analysis.strength import buckling_columns, nonlinear_columns
 from fem.case import Case, case_to_dict
 from fem.errors import BonefemError
 from fem.pipeline import root_call, solve_specimen
 from fem.remodel.arms import run_arm
+from fem.remodel.bmu import refilled
 from fem.remodel.mineral import MATURE_TMD, tissue_modulus
 from fem.remodel.presets import FOLDER as PRESETS, apply_factors, drug_factors, preset_path
 from fem.report.progress import Progress
@@ -89,7 +91,8 @@ def job_keys(case: Case, cohort: str, seed: int, arm: str | None = None) -> str:
     a re-run reuses finished work and a changed input recomputes only what it affects."""
     d = case_to_dict(case)
     t = dict(d["trial"])
-    for k in ("cohorts", "arms", "seeds", "checkpoints", "years", "attribution", "cohort_tables"):
+    for k in ("cohorts", "arms", "seeds", "checkpoints", "years", "attribution", "cohort_tables",
+              "remodelling_space"):
         t.pop(k)
     sections = ("material", "load", "solver", "pistoia")
     # the nonlinear test's settings only where it runs: Pistoia trials keep their keys
@@ -108,8 +111,9 @@ def job_keys(case: Case, cohort: str, seed: int, arm: str | None = None) -> str:
     if arm is None:
         return _digest(*common)
     tr = case.trial
+    # the cavity split only where it is on: other trials keep their keys
     return _digest(*common, arm, preset_path(arm).read_text() if arm != "untreated" else "",
-                   tr.years, tr.attribution)
+                   tr.years, tr.attribution, *(["remodelling_space"] if tr.remodelling_space else []))
 
 
 def _snapshot(snaps: dict, years: float):
@@ -230,29 +234,40 @@ def specimen_rows(case: Case, cohort: str, seed: int, done: dict, solve, outdir,
                                if comm.rank == 0 else None, root=0)
             parts = None
             if t.attribution == "all" or (t.attribution == "final" and c == final):
+                cavities = (untreated_of(t, cohort), params) if t.remodelling_space else None
                 parts = _attribution(base, state, e_ref, f_base, r["pistoia"]["failure_load_N"],
-                                     solve, comm)
-            row = _row(cohort, seed, arm, c, m, r, extra, parts)
+                                     solve, comm, cavities)
+            row = _row(cohort, seed, arm, c, m, r, extra, parts, t.remodelling_space)
             row["key"] = arm_keys[arm]
             yield row, True
 
 
-def _attribution(base, state, e_ref, f_base, f_treated, solve, comm):
-    """Solve the six counterfactual specimens of ``state`` against ``base`` (built on
-    rank 0; None elsewhere) and split its failure-load change (Shapley, order-free)."""
-    def build():
-        specs, d = coalitions(base.phi, (base.mineral, base.quality), state.phi,
-                              (state.mineral, state.quality), base.spacing)
-        return d, [specimen_of(base, e_ref, m, q, phi)
-                   for phi, (m, q) in (specs[k] for k in COUNTERFACTUALS)]
+def _attribution(base, state, e_ref, f_base, f_treated, solve, comm, cavities=None):
+    """Solve the counterfactual specimens of ``state`` against ``base`` (built on rank 0;
+    None elsewhere) and split its failure-load change (Shapley, order-free).
 
-    d, specs = root_call(comm, build) or (None, [None] * len(COUNTERFACTUALS))
-    d = comm.bcast(d, root=0)
-    loads = {k: solve(spec)["pistoia"]["failure_load_N"] for k, spec in zip(COUNTERFACTUALS, specs)}
+    cavities : None, or the RemodelParams of the baseline's and of the arm's remodelling
+        (``[trial] remodelling_space``): each state's open cavities are then refilled as
+        its own BMUs would refill them (fem.remodel.bmu.refilled), four more solves per
+        state with open cavities, and the architecture part splits into cavities and
+        the permanent rest.
+    """
+    def build():
+        refill = ((None, None) if cavities is None else
+                  tuple(refilled(s, p) if s.bmus else None for s, p in zip((base, state), cavities)))
+        specs, d = coalitions(base.phi, (base.mineral, base.quality), state.phi,
+                              (state.mineral, state.quality), base.spacing, *refill)
+        keys = [k for k in specs if k not in (frozenset(), frozenset(PLAYERS))]
+        return d, keys, [specimen_of(base, e_ref, m, q, phi) for phi, (m, q) in (specs[k] for k in keys)]
+
+    built = root_call(comm, build)
+    d, keys = comm.bcast(built[:2] if comm.rank == 0 else None, root=0)
+    specs = built[2] if comm.rank == 0 else [None] * len(keys)
+    loads = {k: solve(spec)["pistoia"]["failure_load_N"] for k, spec in zip(keys, specs)}
     return attribute({frozenset(): f_base, frozenset(PLAYERS): f_treated, **loads}, d)
 
 
-def _row(cohort, seed, arm, time_years, morph, result, extra, parts) -> dict:
+def _row(cohort, seed, arm, time_years, morph, result, extra, parts, cavities=False) -> dict:
     row = {"cohort": cohort, "seed": seed, "arm": arm, "time_years": time_years}
     row.update({k: morph.get(k) for k in ("bmd_mg_per_cm3", "bv_tv", "tmd_mean_mg_per_cm3",
                                            "tb_th_mm", "tb_n_per_mm", "conn_d_per_mm3", "da")})
@@ -266,4 +281,9 @@ def _row(cohort, seed, arm, time_years, morph, result, extra, parts) -> dict:
         row.update({"strength_mass_pct": parts.mass_pct, "strength_tissue_pct": parts.tissue_pct,
                     "strength_architecture_pct": parts.architecture_pct,
                     "mass_only_pct": parts.mass_only_pct, "mass_move_um": parts.mass_move_um})
+        if cavities:        # [trial] remodelling_space: the architecture part split in two
+            row.update({"strength_cavities_pct": parts.cavities_pct,
+                        "strength_permanent_pct": parts.permanent_pct,
+                        "cavity_cost_baseline_pct": parts.cavity_cost_base_pct,
+                        "cavity_cost_pct": parts.cavity_cost_pct})
     return row

@@ -49,6 +49,36 @@ def test_tiny_trial_writes_its_tables_and_figures(tiny_trial):
     assert "elderly-osteoporotic | combined" in proc.stdout
 
 
+def test_remodelling_space_splits_architecture_and_keeps_the_other_parts(tiny_trial, tmp_path):
+    # the tiny trial's specimen and arms, split at 0.5 years with the open cavities
+    reference, _ = tiny_trial
+    case = tmp_path / "rs.toml"
+    case.write_text((reference.parent / "trial.toml").read_text()
+                    .replace("checkpoints = [0.25, 0.5]", "checkpoints = [0.5]\nremodelling_space = true"))
+    run_cli("run", case, "-o", tmp_path / "out", check=True)
+    rows = {r["arm"]: r for r in csv.DictReader((tmp_path / "out" / "trial.csv").open())}
+    old = {r["arm"]: r for r in csv.DictReader((reference / "trial.csv").open()) if r["time_years"] == "0.5"}
+    for arm in ("untreated", "combined"):
+        r, o = rows[arm], old[arm]
+        # the same remodelling and the same solves: mass, tissue and architecture as without
+        for k in ("failure_load_N", "strength_mass_pct", "strength_tissue_pct", "strength_architecture_pct"):
+            assert float(r[k]) == pytest.approx(float(o[k]), abs=1e-9)
+        assert float(r["strength_cavities_pct"]) + float(r["strength_permanent_pct"]) == pytest.approx(
+            float(r["strength_architecture_pct"]), abs=1e-12)
+        assert float(r["strength_cavities_pct"]) != 0
+        assert float(r["cavity_cost_baseline_pct"]) == float(rows["untreated"]["cavity_cost_baseline_pct"])
+    # paired parts: arm minus untreated, same specimen, adding up to the effect
+    c = rows["combined"]
+    parts = [float(c[f"paired_strength_{p}_pts"]) for p in ("mass", "tissue", "cavities", "permanent")]
+    assert sum(parts) == pytest.approx(float(c["paired_d_failure_load_pts"]), abs=1e-9)
+    assert float(c["paired_d_failure_load_pts"]) == pytest.approx(
+        float(c["d_failure_load_pct"]) - float(rows["untreated"]["d_failure_load_pct"]), abs=1e-12)
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    # baseline, 2 arms x 1 checkpoint, 6 + 8 counterfactuals each (both states have open cavities)
+    assert result["solves"] == 1 + 2 + 2 * 14
+    assert "| cavities | permanent |" in (tmp_path / "out" / "summary.md").read_text()
+
+
 def test_view_writes_a_non_trivial_png(tiny_trial, tmp_path):
     out, _ = tiny_trial
     field_dir = out / "fields" / "elderly-osteoporotic-s1-combined-0.5y"

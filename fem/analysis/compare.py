@@ -16,6 +16,13 @@ SHORT = {"bmd_mg_per_cm3": "bmd", "bv_tv": "bv_tv", "tmd_mean_mg_per_cm3": "tmd"
          "buckling_load_N": "buckling"}
 
 
+# the failure-load change and its attribution parts, % of F(B); their paired differences
+# (arm minus untreated, same specimen and time) are the drug's effect and its parts, in
+# percentage points that add up like the parts do
+PARTS = ("d_failure_load_pct", "strength_mass_pct", "strength_tissue_pct", "strength_architecture_pct",
+         "strength_cavities_pct", "strength_permanent_pct")
+
+
 def _pct(a, b):
     if a is None or b is None or not b:
         return None
@@ -37,6 +44,13 @@ def add_changes(rows: list[dict], figures=FIGURES) -> list[dict]:
             r[f"d_{SHORT[f]}_pct"] = _pct(r.get(f), b.get(f)) if b else None
             r[f"du_{SHORT[f]}_pct"] = _pct(r.get(f), u.get(f)) if (u and r["arm"] != "baseline") else None
         out.append(r)
+    untreated = {(r["cohort"], r["seed"], r["time_years"]): r for r in out if r["arm"] == "untreated"}
+    for r in out:
+        u = untreated.get((r["cohort"], r["seed"], r["time_years"]))
+        for k in PARTS:
+            paired = u is not None and r["arm"] not in ("baseline", "untreated")
+            if paired and r.get(k) is not None and u.get(k) is not None:
+                r[f"paired_{k[:-4]}_pts"] = r[k] - u[k]
     return out
 
 
@@ -44,7 +58,9 @@ def summarise(rows: list[dict], keys=None) -> list[dict]:
     """Mean and SD over specimens for each cohort x arm x time."""
     keys = keys or ["d_bmd_pct", "d_bv_tv_pct", "d_modulus_pct", "d_failure_load_pct",
                     "du_bmd_pct", "du_failure_load_pct", "perforations",
-                    "strength_mass_pct", "strength_tissue_pct", "strength_architecture_pct"]
+                    "strength_mass_pct", "strength_tissue_pct", "strength_architecture_pct",
+                    "strength_cavities_pct", "strength_permanent_pct", "cavity_cost_pct",
+                    *(f"paired_{k[:-4]}_pts" for k in PARTS)]
     groups = defaultdict(list)
     for r in rows:
         groups[(r["cohort"], r["arm"], r["time_years"])].append(r)

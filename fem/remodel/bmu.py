@@ -282,6 +282,24 @@ def _form(state: BoneState, p: RemodelParams, t_end: float, vox: float) -> None:
     state.bmus = still_open
 
 
+def refilled(state: BoneState, p: RemodelParams) -> np.ndarray:
+    """The level set of ``state`` with every open cavity closed: the remodelling space.
+
+    Each open BMU's surface is raised by the retreat it has dug and not yet refilled, as
+    :func:`_form` raises it (``phi += (target - filled) x depth`` in its box), to the
+    target min(balance, 1): a BMU's deficit (balance < 1) is a permanent loss, not open
+    space, and its overfill (balance > 1) is new bone still to come, not a cavity.
+    Perforating cavities are not among the open BMUs (never refilled), so they stay.
+    Returns a new (nx, ny, nz) float32 array, mm; the state is not changed.
+    """
+    phi = state.phi.copy()
+    for b in state.bmus:
+        target = min(_balance(p, b), 1.0)
+        if target > b.filled:
+            phi[b.box] += np.float32(target - b.filled) * b.depth
+    return phi
+
+
 def activate(state: BoneState, p: RemodelParams, centre, depth: float, radius: float,
              band=None) -> bool:
     """Dig one cavity (maximum depth ``depth``, footprint radius ``radius``, mm) at the

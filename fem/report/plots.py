@@ -98,10 +98,14 @@ def trajectories(summary, cohorts, path) -> list[Path]:
 
 
 def attribution_bars(summary, cohorts, arms, time_years, path) -> list[Path]:
-    """Stacked bars: mass, tissue and architecture parts of the strength change (%)."""
+    """Stacked bars: mass, tissue and architecture parts of the strength change (%);
+    architecture as open cavities and the permanent rest where the trial split it."""
     plt = _plt()
     parts = [("strength_mass_pct", "mass", "tab:gray"), ("strength_tissue_pct", "tissue", "tab:orange"),
              ("strength_architecture_pct", "architecture", "tab:purple")]
+    if any(s.get("strength_cavities_pct_mean") is not None for s in summary):
+        parts[2:] = [("strength_cavities_pct", "open cavities", "tab:cyan"),
+                     ("strength_permanent_pct", "permanent architecture", "tab:purple")]
     labels, values = [], {p[0]: [] for p in parts}
     totals = []
     for cohort in cohorts:

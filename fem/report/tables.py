@@ -90,3 +90,26 @@ def _nonlinear_markdown(rows: list[dict], time_years: float) -> str:
         cells += [_pm(s, "nl_strain_at_ultimate", 4), _pm(s, "nl_yielded_fraction", 3)]
         lines.append(f"| {s['cohort']} | {s['arm']} | {s['n']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def parts_markdown(summary: list[dict], time_years: float) -> str:
+    """Markdown table of each arm's strength effect against untreated and its parts
+    (paired: arm minus untreated, same specimen; points of the baseline failure load,
+    mean ± SD); "" without an attribution. With ``[trial] remodelling_space`` the
+    architecture part is split into open cavities and the permanent rest."""
+    rows = [s for s in summary if abs(s["time_years"] - time_years) < 1e-9
+            and s.get("paired_strength_mass_pts_mean") is not None]
+    if not rows:
+        return ""
+    split = any(s.get("paired_strength_cavities_pts_mean") is not None for s in rows)
+    parts = ["mass", "tissue"] + (["cavities", "permanent"] if split else ["architecture"])
+    keys = ["paired_d_failure_load_pts"] + [f"paired_strength_{p}_pts" for p in parts]
+    lines = ["", f"Parts of each arm's strength effect against untreated at {time_years:g} years, "
+             "percentage points of the baseline failure load (arm minus untreated, same specimen; "
+             "mean ± SD; they add up to the effect; docs/trial.md, 'Attribution')", "",
+             "| cohort | arm | n | effect | " + " | ".join(parts) + " |",
+             "| --- | --- | --- | --- | " + " | ".join("---" for _ in parts) + " |"]
+    for s in sorted(rows, key=lambda s: (s["cohort"], s["arm"])):
+        cells = " | ".join(_pm(s, k) for k in keys)
+        lines.append(f"| {s['cohort']} | {s['arm']} | {s['n']} | {cells} |")
+    return "\n".join(lines) + "\n"
