@@ -138,7 +138,9 @@ def _mean(rows, where, key):
 def table(rows) -> str:
     """Markdown: per voxel edge and placement, the mean (SD over placements) % change of
     modulus and failure load by cavities and by thinning to the same loss, and the
-    excess (cavities minus thinning, points)."""
+    excess (cavities minus thinning, points: mean [95 % t interval] over sets)."""
+    from fem.analysis.stats import paired_difference
+
     lines = ["| voxel um | DOF intact | placement | sets | cavities per set | bone lost % | "
              "E: cavities % | E: thinning % | E: excess | F: cavities % | F: thinning % | F: excess | "
              "time s | peak MiB |",
@@ -150,6 +152,10 @@ def table(rows) -> str:
                 continue
 
             def cell(key):
+                if key.startswith("excess_") and len(sets) > 1:    # paired: mean [95 % t interval]
+                    m = key[len("excess_"):]
+                    d = paired_difference([s[f"cavity_{m}"] for s in sets], [s[f"thinning_{m}"] for s in sets])
+                    return f"{d['mean']:+.2f} [{d['ci_low']:+.2f}, {d['ci_high']:+.2f}]"
                 m, sd = _mean(sets, where, key)
                 return f"{m:+.2f}" + ("" if np.isnan(sd) else f" ({sd:.2f})")
             lines.append(f"| {r['edge_um']:g} | {r['intact']['dofs']} | {where} | {len(sets)} | "
@@ -157,6 +163,30 @@ def table(rows) -> str:
                          f"{cell('cavity_E_MPa')} | {cell('thinning_E_MPa')} | {cell('excess_E_MPa')} | "
                          f"{cell('cavity_F_N')} | {cell('thinning_F_N')} | {cell('excess_F_N')} | "
                          f"{r['seconds']:.0f} | {r['peak_MiB']:.0f} |")
+    return "\n".join(lines)
+
+
+def convergence(rows) -> str:
+    """Markdown: per voxel edge and placement, each set's value minus the same set's value
+    at the finest edge (points; mean (SD) over sets, and the largest |difference|)."""
+    rows = sorted(rows, key=lambda r: -r["edge_um"])
+    finest = rows[-1]
+    keys = ("cavity_E_MPa", "thinning_E_MPa", "excess_E_MPa", "cavity_F_N", "thinning_F_N", "excess_F_N")
+    lines = [f"Each set's value minus its value at {finest['edge_um']:g} um, points: mean (SD) [largest |difference|]",
+             "", "| voxel um | placement | " + " | ".join(k.replace("_MPa", "").replace("_N", "").replace("_", ": ")
+                                                       for k in keys) + " |", "| --- " * (2 + len(keys)) + "|"]
+    ref = {(s["where"], s["seed"]): s for s in finest["sets"]}
+    for r in rows[:-1]:
+        for where in WHERE:
+            sets = [s for s in r["sets"] if s["where"] == where and (where, s["seed"]) in ref]
+            if not sets:
+                continue
+            cells = []
+            for k in keys:
+                d = np.array([_value(s, k) - _value(ref[(where, s["seed"])], k) for s in sets])
+                sd = f" ({d.std(ddof=1):.2f})" if len(d) > 1 else ""
+                cells.append(f"{d.mean():+.2f}{sd} [{np.abs(d).max():.2f}]")
+            lines.append(f"| {r['edge_um']:g} | {where} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -189,11 +219,13 @@ def plot(rows, path: Path):
         for m, ls, mk, name in (("E_MPa", "-", "o", "E_z"), ("F_N", ":", "^", "failure load")):
             key = f"excess_{m}"
             mean = [_mean(r["sets"], where, key) for r in rows]
-            ax.errorbar(x, [v[0] for v in mean], yerr=[0 if np.isnan(v[1]) else v[1] for v in mean],
+            n = [sum(s["where"] == where for s in r["sets"]) for r in rows]
+            se = [0 if np.isnan(v[1]) else v[1] / np.sqrt(k) for v, k in zip(mean, n)]
+            ax.errorbar(x, [v[0] for v in mean], yerr=se,
                         ls=ls, marker=mk, color=colour, capsize=3, label=f"{where}: {name}")
     ax.axhline(0, color="0.8", lw=0.8)
     ax.set_xlabel("voxel edge (um)")
-    ax.set_ylabel("cavities minus thinning (points; mean, SD over sets)")
+    ax.set_ylabel("cavities minus thinning (points; mean ± SE over sets)")
     ax.set_title("excess cost of cavities (< 0: stress risers)")
     ax.invert_xaxis()
     ax.legend(fontsize=8)
@@ -234,6 +266,8 @@ def main(argv=None):
             subprocess.run(cmd, check=True)
         rows = json.loads(RESULTS.read_text())
     print(table(rows))
+    print()
+    print(convergence(rows))
     plot(rows, FIGURE)
 
 
