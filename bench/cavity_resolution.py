@@ -4,6 +4,7 @@ uniform thinning to the same bone loss once the voxels resolve them?
     ./bonefem exec nice -n 10 python3 bench/cavity_resolution.py [--edges 40 30 20 15 10]
         [--size 1.8] [--seed 0] [--placements 0 ... 9] [--fraction 0.02]
     ./bonefem exec python3 bench/cavity_resolution.py --table      # table and figure only
+    ./bonefem exec nice -n 10 python3 bench/cavity_resolution.py --seed 1 --tag seed1   # another specimen
 
 One generated specimen (``--cohort``, default early-postmenopausal; ``--size`` mm cube,
 generator seed ``--seed``, built at the trial's 40 um) is sampled at every voxel edge from
@@ -19,7 +20,7 @@ comparison (bench/validate_specimens.removed_and_thinned); all are solved by the
 pipeline path (bench/validate_specimens.solve: 1 % compression along z, 10 GPa,
 Hashin-Shtrikman partial voxels, rtol 1e-6): apparent modulus and Pistoia failure load.
 
-Writes bench/out/cavity_resolution.json (one row per voxel edge, with seconds and the
+Writes (with ``--tag T``: cavity_resolution_T...) bench/out/cavity_resolution.json (one row per voxel edge, with seconds and the
 peak resident memory VmHWM of its process; done edges are skipped, so a run resumes),
 bench/out/cavity_resolution_cavities.json (the cavity sets, mm) and
 docs/figures/cavity_resolution.png; prints the Markdown table (docs/model.md, "Cavity
@@ -41,9 +42,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 OUT = ROOT / "bench" / "out"
-RESULTS = OUT / "cavity_resolution.json"
-CAVITIES = OUT / "cavity_resolution_cavities.json"
-FIGURE = ROOT / "docs" / "figures" / "cavity_resolution.png"
+
+
+def paths(tag: str = ""):
+    """(results, cavity sets, figure) of a run; ``tag`` (e.g. "seed1") names another run."""
+    t = f"_{tag}" if tag else ""
+    return (OUT / f"cavity_resolution{t}.json", OUT / f"cavity_resolution{t}_cavities.json",
+            ROOT / "docs" / "figures" / f"cavity_resolution{t}.png")
+
+
+RESULTS, CAVITIES, FIGURE = paths()
 WHERE = ("random", "thinnest")
 
 
@@ -246,9 +254,12 @@ def main(argv=None):
     ap.add_argument("--placements", type=int, nargs="+", default=list(range(10)), help="cavity placement seeds")
     ap.add_argument("--fraction", type=float, default=0.02, help="bone fraction the cavities remove")
     ap.add_argument("--reference", type=float, default=10.0, help="voxel edge (um) the cavities are placed on")
+    ap.add_argument("--tag", default="", help="names the output files of another run (cavity_resolution_TAG*)")
     ap.add_argument("--table", action="store_true", help="only print the table and draw the figure")
     ap.add_argument("--one", type=float, help=argparse.SUPPRESS)   # the subprocess of one voxel edge
     args = ap.parse_args(argv)
+    global RESULTS, CAVITIES, FIGURE
+    RESULTS, CAVITIES, FIGURE = paths(args.tag)
     rows = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
     if args.one is not None:
         rows = [r for r in rows if r["edge_um"] != args.one] + [run_edge(args, args.one)]
@@ -262,7 +273,8 @@ def main(argv=None):
                 continue
             cmd = [sys.executable, __file__, "--one", str(um), "--cohort", args.cohort, "--seed", str(args.seed),
                    "--size", str(args.size), "--fraction", str(args.fraction),
-                   "--reference", str(args.reference), "--placements", *map(str, args.placements)]
+                   "--reference", str(args.reference), "--tag", args.tag,
+                   "--placements", *map(str, args.placements)]
             subprocess.run(cmd, check=True)
         rows = json.loads(RESULTS.read_text())
     print(table(rows))
