@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from fem.remodel.cavities import cavity_distance
 from fem.remodel.histomorphometry import record as _record
 from fem.remodel.mineral import mineralise, mix
 from fem.specimen.islands import attached_to_boundary
@@ -189,11 +190,7 @@ def _cavity(phi, spacing, centre_idx, depth, radius):
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
     x, y, z = np.meshgrid(*(((np.arange(a, b) + 0.5) * s) for a, b, s in zip(lo, hi, sp)),
                           indexing="ij", sparse=True)
-    dx, dy, dz = x - site[0], y - site[1], z - site[2]
-    a = dx * n[0] + dy * n[1] + dz * n[2]                  # along the outward normal
-    rho = np.sqrt(np.maximum(dx ** 2 + dy ** 2 + dz ** 2 - a ** 2, 0.0))
-    floor = depth * np.clip(1.0 - (rho / radius) ** 4, 0.0, None)
-    c = np.minimum(np.minimum(a + floor, 2 * h - a), radius - rho)
+    c = cavity_distance(x, y, z, site, n, depth, radius, 2 * h)
     return box, c.astype(np.float32), site, n
 
 

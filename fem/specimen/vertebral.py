@@ -113,6 +113,27 @@ class Network:
                 f.add(kind, lo, hi, sdf, measure=False)
         return f.union()
 
+    def sampled(self, voxel_size: float) -> np.ndarray:
+        """The same network (its analytic primitives, as generated) sampled at another
+        voxel edge (mm): (n', n', n') float32 signed distance, n' = round(size /
+        voxel_size). The primitives' sizes were fixed at the generation voxel edge
+        (thickness fitting, rods at least one voxel), so every edge shows the one
+        geometry; the generator's final uniform thickening (``thickened_mm``), if any,
+        is applied too."""
+        size = float(self.params["size"])
+        n = int(round(size / voxel_size))
+        if n < 1 or abs(n * voxel_size - size) > 1e-6 * size:
+            raise BonefemError(f"vertebral: voxel edge {voxel_size} mm does not divide the "
+                               f"{size} mm specimen into whole voxels; expected size / voxel an integer")
+        f = _Field(n, float(voxel_size), self.band)
+        for _, kind, lo, hi, sdf in self.primitives:
+            f.add(kind, lo, hi, sdf, measure=False)
+        d = self.counts.get("thickened_mm")
+        if d:
+            for k in (VERTICAL, HORIZONTAL):
+                f.phi[k] = np.minimum(f.phi[k] + np.float32(d), self.band)
+        return f.union()
+
 
 class _Field:
     """Running union of primitives: phi = max over primitive signed distances."""
