@@ -58,38 +58,41 @@ def methods_markdown(methods: list[dict] | None, time_years: float) -> str:
     return text
 
 
-def _buckling_markdown(rows: list[dict], time_years: float) -> str:
-    lines = ["", f"Strength changes at {time_years:g} years by the Pistoia failure load and by the "
-             "first linear buckling load, % (mean ± SD over specimens); 'buckling − Pistoia' is the "
-             "paired difference of the changes, percentage points; 'first mode on' is the share of "
-             "the nodes the first buckling mode moves at the end (docs/nonlinear.md)", "",
-             "| cohort | arm | n | Pistoia | buckling | buckling − Pistoia | Pistoia vs untr. "
-             "| buckling vs untr. | buckling − Pistoia vs untr. | first mode on |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+def _method_table(rows: list[dict], caption: str, columns: dict) -> str:
+    """One method's table: ``columns`` maps a header to (summary key, digits)."""
+    lines = ["", caption, "", "| cohort | arm | n | " + " | ".join(columns) + " |",
+             "| --- " * (3 + len(columns)) + "|"]
     for s in sorted(rows, key=lambda s: (s["cohort"], s["arm"])):
-        cells = [_pm(s, k) for k in ("d_failure_load_pct", "d_buckling_pct", "diff_d_buckling_pct",
-                                     "du_failure_load_pct", "du_buckling_pct", "diff_du_buckling_pct")]
-        cells.append(_pm(s, "buckling_mode_share", 2))
+        cells = [_pm(s, key, digits) for key, digits in columns.values()]
         lines.append(f"| {s['cohort']} | {s['arm']} | {s['n']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _buckling_markdown(rows: list[dict], time_years: float) -> str:
+    return _method_table(rows, (
+        f"Strength changes at {time_years:g} years by the Pistoia failure load and by the "
+        "first linear buckling load, % (mean ± SD over specimens); 'buckling − Pistoia' is the "
+        "paired difference of the changes, percentage points; 'first mode on' is the share of "
+        "the nodes the first buckling mode moves at the end (docs/nonlinear.md)"), {
+        "Pistoia": ("d_failure_load_pct", 2), "buckling": ("d_buckling_pct", 2),
+        "buckling − Pistoia": ("diff_d_buckling_pct", 2), "Pistoia vs untr.": ("du_failure_load_pct", 2),
+        "buckling vs untr.": ("du_buckling_pct", 2),
+        "buckling − Pistoia vs untr.": ("diff_du_buckling_pct", 2),
+        "first mode on": ("buckling_mode_share", 2)})
 
 
 def _nonlinear_markdown(rows: list[dict], time_years: float) -> str:
-    lines = ["", f"Strength changes at {time_years:g} years by two methods, % (mean ± SD over "
-             "specimens): Pistoia failure load, nonlinear ultimate load and 0.2 % offset yield "
-             "load; 'nonlinear − Pistoia' is the paired difference of the changes, percentage "
-             "points (docs/nonlinear.md)", "",
-             "| cohort | arm | n | Pistoia | nonlinear ultimate | nonlinear yield | nonlinear − Pistoia "
-             "| Pistoia vs untr. | nonlinear vs untr. | nonlinear − Pistoia vs untr. "
-             "| strain at ultimate | yielded at ultimate |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for s in sorted(rows, key=lambda s: (s["cohort"], s["arm"])):
-        cells = [_pm(s, k) for k in ("d_failure_load_pct", "d_nl_ultimate_pct", "d_nl_yield_pct",
-                                     "diff_d_strength_pct", "du_failure_load_pct", "du_nl_ultimate_pct",
-                                     "diff_du_strength_pct")]
-        cells += [_pm(s, "nl_strain_at_ultimate", 4), _pm(s, "nl_yielded_fraction", 3)]
-        lines.append(f"| {s['cohort']} | {s['arm']} | {s['n']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return _method_table(rows, (
+        f"Strength changes at {time_years:g} years by two methods, % (mean ± SD over "
+        "specimens): Pistoia failure load, nonlinear ultimate load and 0.2 % offset yield "
+        "load; 'nonlinear − Pistoia' is the paired difference of the changes, percentage "
+        "points (docs/nonlinear.md)"), {
+        "Pistoia": ("d_failure_load_pct", 2), "nonlinear ultimate": ("d_nl_ultimate_pct", 2),
+        "nonlinear yield": ("d_nl_yield_pct", 2), "nonlinear − Pistoia": ("diff_d_strength_pct", 2),
+        "Pistoia vs untr.": ("du_failure_load_pct", 2), "nonlinear vs untr.": ("du_nl_ultimate_pct", 2),
+        "nonlinear − Pistoia vs untr.": ("diff_du_strength_pct", 2),
+        "strain at ultimate": ("nl_strain_at_ultimate", 4),
+        "yielded at ultimate": ("nl_yielded_fraction", 3)})
 
 
 def parts_markdown(summary: list[dict], time_years: float) -> str:
