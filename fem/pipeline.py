@@ -106,14 +106,15 @@ def check_model_size(mask: np.ndarray, ranks: int, where: str = "model", matfree
     nodes, voxels = model_size(mask)
     dofs = 3 * nodes
     need, build = memory.estimate_voxel_model(dofs, voxels, ranks, matfree)
-    need += dofs * memory.BYTES_PER_DOF_BUCKLING if buckling else 0.0
+    factor = dofs * memory.BYTES_PER_DOF_BUCKLING if buckling else 0.0
+    need += factor
     have = memory.available_bytes()
     if have is not None and need > have:
+        extra = f"; analysis.buckling adds {factor / 1e9:.1f} GB" if buckling else ""
         raise BonefemError(
             f"{where}: about {need / 1e9:.1f} GB needed for {dofs / 1e6:.2f} M DOF on {ranks} "
             f"rank(s) ({voxels} bone voxels of {mask.size}; {build / 1e9:.1f} GB to build "
-            f"the mesh{'; analysis.buckling adds ' + f'{dofs * memory.BYTES_PER_DOF_BUCKLING / 1e9:.1f} GB' if buckling else ''}"
-            f"), {have / 1e9:.1f} GB available; use a smaller region or coarser voxels, "
+            f"the mesh{extra}), {have / 1e9:.1f} GB available; use a smaller region or coarser voxels, "
             "run on a bigger machine, or set solver.memory_check = false to try anyway")
 
 

@@ -28,10 +28,6 @@ def methods_run(rows: list[dict]) -> list[str]:
     return [m for m, (cols, _) in METHODS.items() if any(r.get(cols[0]) is not None for r in rows)]
 
 
-def has_nonlinear(rows: list[dict]) -> bool:
-    return "nonlinear" in methods_run(rows)
-
-
 def method_keys(method: str) -> list[str]:
     """Summary keys of one method: its changes vs baseline (d_) and vs untreated (du_),
     their differences from Pistoia, and its extra figures."""

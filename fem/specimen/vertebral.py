@@ -107,11 +107,15 @@ class Network:
     def without(self, trabeculae) -> np.ndarray:
         """The level set (float32, mm) rebuilt without the given trabecula indices."""
         drop = set(int(t) for t in np.atleast_1d(trabeculae))
-        f = _Field(self.phi.shape[0], self.spacing[0], self.band)
+        return self._field(self.phi.shape[0], self.spacing[0], drop).union()
+
+    def _field(self, n: int, h: float, drop=frozenset()) -> "_Field":
+        """The primitives (but the trabeculae in ``drop``) on an n^3 grid of edge h (mm)."""
+        f = _Field(n, h, self.band)
         for t, kind, lo, hi, sdf in self.primitives:
             if t not in drop:
                 f.add(kind, lo, hi, sdf, measure=False)
-        return f.union()
+        return f
 
     def sampled(self, voxel_size: float) -> np.ndarray:
         """The same network (its analytic primitives, as generated) sampled at another
@@ -125,13 +129,9 @@ class Network:
         if n < 1 or abs(n * voxel_size - size) > 1e-6 * size:
             raise BonefemError(f"vertebral: voxel edge {voxel_size} mm does not divide the "
                                f"{size} mm specimen into whole voxels; expected size / voxel an integer")
-        f = _Field(n, float(voxel_size), self.band)
-        for _, kind, lo, hi, sdf in self.primitives:
-            f.add(kind, lo, hi, sdf, measure=False)
-        d = self.counts.get("thickened_mm")
-        if d:
-            for k in (VERTICAL, HORIZONTAL):
-                f.phi[k] = np.minimum(f.phi[k] + np.float32(d), self.band)
+        f = self._field(n, float(voxel_size))
+        if self.counts.get("thickened_mm"):
+            f.thicken(self.counts["thickened_mm"])
         return f.union()
 
 
@@ -156,6 +156,11 @@ class _Field:
             return None
         x, y, z = np.meshgrid(*(self.centres[s] for s in box), indexing="ij", sparse=True)
         return box, np.clip(sdf(x, y, z), -self.band, self.band).astype(np.float32)
+
+    def thicken(self, d: float) -> None:
+        """Move every surface outward by ``d`` (mm), capped at the band."""
+        for k in (VERTICAL, HORIZONTAL):
+            self.phi[k] = np.minimum(self.phi[k] + np.float32(d), self.band)
 
     def _fraction_sum(self, phi) -> float:
         # the linear partial volume of fem.specimen.levelset, summed (float32 is enough)
@@ -502,8 +507,7 @@ def _build(p: VertebralParams, band: float, scale) -> Network:
         def gap(d):
             return field._fraction_sum(np.maximum(field.phi[VERTICAL], field.phi[HORIZONTAL]) + d) / total - p.bv_tv
         d = brentq(gap, 0.0, h, xtol=1e-7)
-        for k in (VERTICAL, HORIZONTAL):
-            field.phi[k] = np.minimum(field.phi[k] + np.float32(d), band)
+        field.thicken(d)
         bone = field._fraction_sum(field.union())
         counts_extra["thickened_mm"] = round(float(d), 6)
 
