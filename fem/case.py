@@ -166,7 +166,7 @@ class Analysis:
     geometry: str = _f("small", "small (small strain, matrix-free multigrid) or large (large deformation, "
                        "DOLFINx Newton with LU: small models only)", choices=("small", "large"))
     buckling: bool = _f(False, "also the first linear buckling load (load factor x the reaction force, "
-                        "SLEPc with a MUMPS factorisation: about 6 kB per DOF, so models up to about "
+                        "SLEPc with a MUMPS factorisation: about 7 kB per DOF, so models up to about "
                         "1 M DOF here; docs/nonlinear.md); in a trial, beside the Pistoia load")
 
 

@@ -12,11 +12,12 @@ BYTES_PER_DOF = 2000.0
 # rounded up.
 BYTES_PER_DOF_MATFREE = 400.0
 # The buckling analysis (fem.solve.buckling, [analysis] buckling) on top of the solve: the
-# MUMPS Cholesky factor of K, K_G and the eigen solver's vectors. Peak RSS of a 3 mm
-# generated specimen (0.37 M DOF, 1 rank) with it: 2.26 GB, 6.1 kB per DOF; less the
-# matrix-free solve's 0.4 kB, rounded up (docs/nonlinear.md). The factor's fill grows
-# faster than the DOF count: treat models above about 1 M DOF as untested.
-BYTES_PER_DOF_BUCKLING = 6000.0
+# MUMPS Cholesky factor of K, K_G and the eigen solver's vectors. Peak RSS with it, 1 rank:
+# real bone (the LHDL core, std-k3: 0.33 M DOF at 58.5 um) 2.60 GB, a 3 mm generated
+# specimen (0.37 M DOF) 2.26 GB; less the base and the matrix-free solve's 0.4 kB per
+# DOF: 6.5 and 5.3 kB per DOF, rounded up from the real bone's (docs/nonlinear.md). The
+# factor's fill grows faster than the DOF count: models above about 1 M DOF are untested.
+BYTES_PER_DOF_BUCKLING = 7000.0
 BYTES_PER_RANK = 300e6   # Python, DOLFINx, PETSc and MPI themselves
 # Building a voxel model on rank 0 before the solve, per bone voxel: the image, mask and
 # connectivity labels, the grid arrays (fem.mesh.voxel.voxel_grid, built in chunks: about
