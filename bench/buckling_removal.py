@@ -1,7 +1,7 @@
 """Removal against thinning with the linear buckling load as the strength measure (issues 14, 16).
 
 ./bonefem exec python3 bench/buckling_removal.py --cohort early-postmenopausal --seed 0
-    [--size 2] [--presets fem/specimen/cohorts/candidate] [--tag today]
+    [--size 2] [--presets fem/specimen/cohorts/tilted] [--tag today]
 ./bonefem exec python3 bench/buckling_removal.py --table today candidate
 
 For one generated specimen (``--size`` mm cube, 40 um voxels, the cohort preset from
@@ -158,7 +158,7 @@ def main(argv=None):
     p.add_argument("--cohort", help="cohort preset name (required unless --table)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=float, default=2.0, help="cube edge (mm); 40 um voxels")
-    p.add_argument("--presets", help="folder of cohort presets (*.toml), e.g. fem/specimen/cohorts/candidate")
+    p.add_argument("--presets", help="folder of cohort presets (*.toml), e.g. fem/specimen/cohorts/tilted")
     p.add_argument("--tag", default="today", help="results file bench/out/buckling_removal_<tag>.json")
     p.add_argument("--table", nargs="+", metavar="TAG", help="print the Markdown table of saved runs instead")
     args = p.parse_args(argv)

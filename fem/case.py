@@ -74,8 +74,9 @@ class Vertebral:
     plate_holes: float | None = _f(None, "fraction of vertical plates perforated by a hole", ge=0, le=1)
     oblique_fraction: float | None = _f(None, "fraction of oblique strut sites occupied (default 0: "
                                         "none; docs/specimens.md, candidate values)", ge=0, le=1)
-    horizontal_plates: float | None = _f(None, "fraction of horizontal plate sites occupied (default "
-                                         "0: none; docs/specimens.md, candidate values)", ge=0, le=1)
+    horizontal_plates: float | None = _f(None, "fraction of horizontal plate sites occupied (the "
+                                         "cohort presets: 0.06 / 0.045 / 0.03, early / late / "
+                                         "elderly; without a cohort 0: none; docs/specimens.md)", ge=0, le=1)
     plate_span: int | None = _f(None, "node intervals one vertical plate covers (default 1: a "
                                 "single panel; more: a wall folded at the offset nodes; "
                                 "docs/specimens.md, screening)", ge=1)

@@ -86,4 +86,8 @@ def test_every_generator_parameter_is_a_case_key(tmp_path):
     missing = {f.name for f in dataclasses.fields(VertebralParams)} - case_keys
     assert not missing, f"add {sorted(missing)} to fem.case.Vertebral"
     case = load_case(write(tmp_path, '[specimen.vertebral]\ncohort = "elderly-osteoporotic"\nsize = 1.0\n'))
-    assert case.specimen.vertebral.plate_span == 1 and case.specimen.vertebral.horizontal_plates == 0
+    # plate_span from the generator's default, horizontal_plates from the cohort's preset
+    from fem.specimen.cohorts import load_cohort
+
+    assert case.specimen.vertebral.plate_span == 1
+    assert case.specimen.vertebral.horizontal_plates == load_cohort("elderly-osteoporotic")["generator"]["horizontal_plates"] > 0

@@ -71,26 +71,49 @@ def _apparent_modulus(phi, spacing, case):
     return solve_specimen(spec, case, log=lambda *a: None)["apparent_modulus_MPa"]
 
 
-def test_losing_horizontal_trabeculae_costs_more_than_thinning(case_factory):
-    # The literature's central finding on porous bone (Silva & Gibson 1997; Guo & Kim
-    # 2002; docs/specimens.md): at equal mass loss, removing trabeculae costs more
-    # stiffness than thinning them. Removal: the level set without its horizontal part;
-    # thinning: one uniform surface move, found by root-finding, to the same bone volume.
+def _thinned_to(net, phi):
+    """``net``'s level set thinned uniformly (one surface move, by root-finding) to the
+    bone volume of ``phi``."""
     from fem.analysis.attribution import matching_move
-    from fem.specimen.levelset import move_surface
+    from fem.specimen.levelset import bone_volume, move_surface
+
+    target = bone_volume(phi, net.spacing)
+    thinned = move_surface(net.phi, matching_move(net.phi, net.spacing, target), net.spacing)
+    assert bone_volume(thinned, net.spacing) == pytest.approx(target, rel=1e-4)
+    return thinned
+
+
+def test_removal_against_thinning_as_in_real_bone(case_factory):
+    # At equal mass loss, removing a random sample of trabeculae costs more modulus than
+    # thinning every trabecula (the porous-bone models' finding: Vajjhala, Kraynik & Gibson
+    # 2000), while removing the horizontal trabeculae costs less: on real human bone turned
+    # onto its main direction, removing the bone classified horizontal costs 0.19-0.49x
+    # what thinning to the same mass costs (bench/removal_real.py, docs/specimens.md,
+    # "Horizontal trabeculae of real bone"). The tilted presets (cohorts/tilted), whose
+    # bent columns carried the load in bending, fail the second.
     from fem.specimen.levelset import bone_volume
 
     case = case_factory(solver={"rtol": 1e-6})
     net = generate(size=2.0, seed=3, **{k: v for k, v in load_cohort("early-postmenopausal")["generator"].items()
                                         if k != "size"})
-    removed = net.parts[VERTICAL]
-    d = matching_move(net.phi, net.spacing, bone_volume(removed, net.spacing))
-    thinned = move_surface(net.phi, d, net.spacing)
-    assert bone_volume(thinned, net.spacing) == pytest.approx(bone_volume(removed, net.spacing), rel=1e-4)
-    assert bone_volume(removed, net.spacing) < 0.97 * bone_volume(net.phi, net.spacing)
-    e0, e_removed, e_thinned = (_apparent_modulus(p, net.spacing, case) for p in (net.phi, removed, thinned))
-    loss_removed, loss_thinned = 1 - e_removed / e0, 1 - e_thinned / e0
-    assert loss_removed > loss_thinned, (loss_removed, loss_thinned)
+    e0 = _apparent_modulus(net.phi, net.spacing, case)
+
+    def losses(removed):
+        assert bone_volume(removed, net.spacing) < 0.9 * bone_volume(net.phi, net.spacing)
+        return [1 - _apparent_modulus(p, net.spacing, case) / e0 for p in (removed, _thinned_to(net, removed))]
+
+    # a random sample of 15 % of the trabeculae' volume; on a 2 mm cube one draw may take
+    # mostly horizontal trabeculae (3 of 8 draws cost less than thinning), so the claim is
+    # on the mean of eight draws
+    vol = np.asarray(net.trabecula_volume, float)
+    draws = []
+    for seed in range(8):
+        order = np.random.default_rng(seed).permutation(len(vol))
+        draws.append(losses(net.without(order[:np.searchsorted(np.cumsum(vol[order]), 0.15 * vol.sum()) + 1])))
+    random_removal, random_thinning = np.mean(draws, axis=0)
+    assert random_removal > 1.1 * random_thinning, draws
+    horizontal_removal, horizontal_thinning = losses(net.parts[VERTICAL])
+    assert horizontal_removal < horizontal_thinning, (horizontal_removal, horizontal_thinning)
 
 
 def test_trabeculae_can_be_removed_one_by_one():
@@ -108,15 +131,24 @@ def test_trabeculae_can_be_removed_one_by_one():
 
 
 def test_vertical_trabeculae_are_segments_not_columns():
-    # Nodes offset sideways and bowed segments: no straight line of bone along z runs
-    # through the specimen's vertical trabeculae (the old generator had many), so axial
-    # load has to pass through the nodes.
-    net = generate(size=2.0, seed=1, **{k: v for k, v in load_cohort("early-postmenopausal")["generator"].items()
-                                        if k != "size"})
-    through = (net.parts[VERTICAL] > 0).all(axis=2)
-    assert through.sum() == 0
-    straight = generate(size=2.0, seed=1, node_offset=0.0, curvature=0.0)
-    assert (straight.parts[VERTICAL] > 0).all(axis=2).sum() > 0   # the test can fail
+    # Nodes offset sideways and bowed segments: few straight lines of bone along z run
+    # through the specimen's vertical trabeculae, so axial load passes through the nodes.
+    # The shipped presets' verticals are nearly aligned (node offset SD 0.03 mm): a few
+    # voxel lines still run through (8-9 on this 2 mm cube, against 34-36 for straight
+    # columns); the tilted presets (0.12 mm) leave none.
+    from tests.conftest import ROOT
+
+    def through(**g):
+        net = generate(size=2.0, seed=1, **g)
+        return (net.parts[VERTICAL] > 0).all(axis=2).sum()
+
+    shipped = {k: v for k, v in load_cohort("early-postmenopausal")["generator"].items() if k != "size"}
+    tilted = {k: v for k, v in load_cohort("early-postmenopausal", ROOT / "fem/specimen/cohorts/tilted")
+              ["generator"].items() if k != "size"}
+    straight = through(**dict(shipped, node_offset=0.0, curvature=0.0))
+    assert straight > 20                       # the test can fail
+    assert through(**shipped) < straight / 3
+    assert through(**tilted) == 0
 
 
 def test_column_axes_are_as_dense_at_the_edges_as_inside():
