@@ -7,7 +7,7 @@ times and prints the median wall time of ``generate`` and of one
 ``fem.specimen.morphometry.local_thickness`` of the generated bone. ``--root`` imports
 ``fem`` from another checkout (e.g. ``git archive main fem`` unpacked under /tmp, which the runtime
 sees, for a before/after run side by side on the same machine); without it, from this one.
-``--presets`` takes the cohort presets from another folder (e.g. fem/specimen/cohorts/tilted, the presets shipped until 8 December 2026).
+``--presets`` takes the cohort presets from another folder (e.g. fem/specimen/cohorts/tilted, the presets shipped until 7 December 2026).
 """
 
 from __future__ import annotations

@@ -309,7 +309,7 @@ def write_candidate(base_tag, cand_tag, also=()):
             *candidate_table(base, cand), ""]
     if also:
         text += ["Variants on seed 0 (same command with `--tag TAG --seeds 0 --presets "
-                 "fem/specimen/cohorts/candidate --set KEY=VALUE`; that folder's presets are the shipped ones since 8 December 2026):", "",
+                 "fem/specimen/cohorts/candidate --set KEY=VALUE`; that folder's presets are the shipped ones since 7 December 2026):", "",
                  *variants_table([("today", base)] + [(label, _load(tag)) for label, tag in also]
                                  + [("candidate", cand)]), ""]
     text += [CAND_END]

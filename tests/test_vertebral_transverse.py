@@ -87,7 +87,7 @@ NEW = {"node_offset", "oblique_fraction", "horizontal_plates"}
 
 @pytest.mark.parametrize("name", ["early-postmenopausal", "late-postmenopausal", "elderly-osteoporotic"])
 def test_shipped_presets_state_sources_and_change_only_the_new_values(name):
-    # the shipped presets (the candidate of issue 14 until 8 December 2026) differ from the
+    # the shipped presets (the candidate of issue 14 until 7 December 2026) differ from the
     # tilted ones they replaced only in the new values
     shipped, tilted = load_cohort(name), load_cohort(name, TILTED)
     assert set(shipped["generator"]) == set(shipped["sources"])
