@@ -44,13 +44,14 @@ def test_carved_volume_is_the_analytic_cavity_volume(h):
 
 
 def test_bmu_cavity_is_the_shared_geometry():
-    # bmu digs the same cavity as cavity_distance with the cap 2 h above the surface
+    # bmu digs the same cavity as cavity_distance with the cap ABOVE (0.08 mm) over the
+    # surface, fixed in mm like the rest of the cavity (it was 2 h: 0.04 mm here)
     h = 0.02
     phi = slab(h)
     centre = (15, 14, int(TOP / h))
     box, c, site, n = bmu._cavity(phi, (h,) * 3, centre, 0.065, 0.16)
     x, y, z = np.meshgrid(*((np.arange(s.start, s.stop) + 0.5) * h for s in box), indexing="ij", sparse=True)
-    assert np.array_equal(c, cavity_distance(x, y, z, site, n, 0.065, 0.16, 2 * h).astype(np.float32))
+    assert np.array_equal(c, cavity_distance(x, y, z, site, n, 0.065, 0.16, ABOVE).astype(np.float32))
     assert n == pytest.approx([0, 0, 1], abs=1e-6)
 
 

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from fem.remodel.cavities import cavity_distance
+from fem.remodel.cavities import ABOVE, cavity_distance
 from fem.remodel.histomorphometry import record as _record
 from fem.remodel.mineral import mineralise, mix
 from fem.specimen.islands import attached_to_boundary
@@ -175,7 +175,8 @@ def _cavity(phi, spacing, centre_idx, depth, radius):
     outward normal.
 
     The cavity is the region within ``radius`` of the normal through the site, from
-    ``depth x (1 - (rho / r)^4)`` below the tangent plane up to 2 h above it. Carving it
+    ``depth x (1 - (rho / r)^4)`` below the tangent plane up to ABOVE (0.08 mm, fixed in
+    mm so that a cavity cuts the same bone at every voxel edge) above it. Carving it
     (phi <- min(phi, -c)) removes only bone above the cavity floor: the far side of a
     trabecula thicker than the cavity, and trabeculae across the marrow, are untouched.
     """
@@ -190,7 +191,7 @@ def _cavity(phi, spacing, centre_idx, depth, radius):
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
     x, y, z = np.meshgrid(*(((np.arange(a, b) + 0.5) * s) for a, b, s in zip(lo, hi, sp)),
                           indexing="ij", sparse=True)
-    c = cavity_distance(x, y, z, site, n, depth, radius, 2 * h)
+    c = cavity_distance(x, y, z, site, n, depth, radius, ABOVE)
     return box, c.astype(np.float32), site, n
 
 

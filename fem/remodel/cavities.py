@@ -12,7 +12,7 @@ Here the cavities are placed once per seed, in mm, on the surface of a reference
 set (a fine sampling of the specimen), and then dug into the same specimen sampled at
 any voxel edge (:func:`dig`), so that the same cavities can be compared at 40 um and at
 10 um (bench/cavity_resolution.py). bmu._cavity builds its cavity through
-:func:`cavity_distance` too, with ``above`` = 2 voxels.
+:func:`cavity_distance` too, with the same ``above`` (:data:`ABOVE`).
 
 Units: mm. Shapes: sites and normals (n, 3), radii and depths (n,).
 """
@@ -26,9 +26,10 @@ from scipy import ndimage
 
 from fem.specimen.levelset import voxel_edge, volume_fraction
 
-# How far above the tangent plane a cavity cuts (mm): 2 voxels of the default 40 um
-# trial, as bmu's cavity there, but fixed in mm so that the cavity is the same at every
-# voxel edge.
+# How far above the tangent plane a cavity cuts (mm), here and in bmu's cavities: 2
+# voxels of the default 40 um trial, fixed in mm so that a cavity cuts the same bone at
+# every voxel edge (bmu's was 2 voxels until 7 December 2026, which made BMD changes
+# drift with the voxel: bench/remodel_voxel.py, docs/trial.md).
 ABOVE = 0.08
 # Candidate sites: points drawn uniformly in the box within this distance (mm) of the
 # surface are projected onto it; their density per unit area is uniform.
