@@ -6,7 +6,9 @@
 
 Each variant is a JSON object: keyword arguments of fem.solve.multigrid.VoxelMultigrid
 (``exact``, ``coarse_dofs``, ``max_levels``) and ``opts``, PETSc options (without the
-``bonefem_`` prefix) that override fem.solve.multigrid.OPTIONS; the specimens come
+``bonefem_`` prefix) that override fem.solve.multigrid.OPTIONS, and ``cycles``, a string
+of "w" and "v" giving each level's cycle from the finest down (PCMGSetCycleTypeOnLevel:
+"wwwv" visits the coarsest level once from the level above it); the specimens come
 from ``bench/solver.py run`` or ``bench/real_bone.py run``. Prints the DOF
 per level, set-up seconds (hierarchy), solve seconds (PC set-up + CG) and iterations,
 uniaxial 1 % compression, rtol 1e-8. docs/benchmark.md has the table these made.
@@ -50,12 +52,16 @@ def main(argv):
     for text in argv[1:] or ["{}"]:
         kw = json.loads(text)
         opts = kw.pop("opts", {})
+        cycles = kw.pop("cycles", "")
         for key, value in opts.items():
             PETSc.Options()["bonefem_" + key] = value
         t0 = time.perf_counter()
         mg = VoxelMultigrid(problem.V, meta[2], modulus, 0.3, problem.bcs, "uniaxial", meta[1], **kw)
         b = mg.rhs(problem.bcs)
         ksp = mg.ksp(1e-8, 2000)
+        pc, n = ksp.getPC(), mg.levels
+        for depth, c in enumerate(cycles[: n - 1]):
+            pc.setMGCycleTypeOnLevel(n - 1 - depth, PETSc.PC.MGCycleType.W if c == "w" else PETSc.PC.MGCycleType.V)
         setup = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
         uh = dolfinx.fem.Function(problem.V)
         stats = solver.solve(ksp, b, uh.x.petsc_vec)
