@@ -1,6 +1,7 @@
 """Broyden's method of the calibration (fem.remodel.calibrate._secant) on maps with known roots."""
 
 import numpy as np
+import pytest
 
 from fem.remodel.calibrate import _secant
 
@@ -58,3 +59,29 @@ def test_fit_solves_two_factors_on_two_cohorts_running_each_cohort_once_per_poin
     s, d = np.linalg.solve([[20, -5], [30, -40]], [4.92 + -5 * 0.9, 1.35 - 40 * 0.9])
     assert abs(rec["fitted"]["balance_shift"] - s) < 1e-3 and abs(rec["fitted"]["depth_factor"] - d) < 1e-3
     assert runs.count("early-postmenopausal") == runs.count("late-postmenopausal") == rec["evaluations"]
+
+
+def test_an_untreated_fit_holds_when_its_value_spins_the_specimen_up():
+    # The fitted untreated balance is the cohort's remodelling from then on: a trial spins
+    # its specimens up with it as well. Recomputed that way, independently of the
+    # calibration's own code path, the BMD change must be what the fit reported. (The fit
+    # used to spin up with the preset's old balance: late cohort -2.599 % in the fit, -2.689 %
+    # re-run.) A target far from the preset's own loss makes the two balances far apart.
+    import dataclasses
+
+    from fem.remodel import calibrate
+    from fem.remodel.arms import baseline_state, percent_change, run_arm
+    from fem.remodel.presets import untreated
+    from fem.specimen.cohorts import cohort_network
+
+    cohort = "early-postmenopausal"
+    setting = calibrate.Setting(size=1.5, seeds=(0,), years=1.0, spinup_years=0.5)
+    rec = calibrate.fit("untreated", ["balance"], [(0.9, 1.2)], {cohort: 2.0}, setting,
+                        log=lambda *a: None)
+    assert rec["converged"]
+    p = dataclasses.replace(untreated(cohort), balance=rec["fitted"]["balance"])
+    assert abs(p.balance - untreated(cohort).balance) > 0.03
+    net = cohort_network(cohort, 0, size=1.5, voxel_size=setting.voxel_size)
+    base = baseline_state(net.phi, net.spacing, cohort, 0, setting.spinup_years, params=p)
+    history, _ = run_arm(base, cohort, "custom", setting.years, 0, params=p)
+    assert percent_change(history) == pytest.approx(rec["achieved_percent"][cohort], abs=1e-9)
