@@ -101,8 +101,12 @@ def plot(table: list[dict], years: float, path: Path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     series = list(dict.fromkeys((r["cohort"], r["arm"]) for r in table))
-    fig, axes = plt.subplots(1, len(FIGURES), figsize=(4.3 * len(FIGURES), 4.2), layout="constrained")
-    for ax, (figure, title) in zip(axes, FIGURES.items()):
+    # only the figures the rows have (a trial without buckling solves has no buckling panel)
+    shown = {f: t for f, t in FIGURES.items() if any(r["figure"] == f for r in table)}
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.3 * len(shown), 4.2), layout="constrained",
+                             squeeze=False)
+    axes = axes[0]
+    for ax, (figure, title) in zip(axes, shown.items()):
         for i, (cohort, arm) in enumerate(series):
             rs = sorted((r for r in table if (r["cohort"], r["arm"], r["figure"]) == (cohort, arm, figure)),
                         key=lambda r: r["voxel_um"])
