@@ -151,3 +151,12 @@ def test_regenerating_results_keeps_the_sections_written_from_other_runs(tmp_pat
     assert doc.endswith(tail) and doc.count(KEEP_MARK) == 1
     out.write_text("# no mark\n")                 # without the mark nothing is kept
     assert "no mark" not in write_results_doc(tmp_path, out).read_text()
+
+
+def test_limits_say_when_the_voxels_do_not_resolve_the_cavities():
+    from fem.report.results_doc import voxel_limits
+
+    (line,) = voxel_limits(0.04)
+    assert "40 um" in line and "understate" in line and "paired differences" in line
+    assert voxel_limits(0.02) == [] and voxel_limits(0.015) == []
+    assert len(voxel_limits(0.025)) == 1
