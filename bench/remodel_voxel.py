@@ -40,7 +40,6 @@ class Books:
     def __init__(self):
         from fem.remodel import bmu
 
-        self.bmu = bmu
         self.orig = (bmu.activate, bmu._resorb_fragments)
         self.reset()
 
@@ -100,14 +99,14 @@ def table(rows: list[dict]) -> str:
     for cohort, arm, v in keys:
         rs = [r for r in rows if (r["cohort"], r["arm"], -r["voxel_um"]) == (cohort, arm, v)]
 
-        def pct(key):
-            x = np.array([100 * r[key] / r["bv0_mm3"] for r in rs])
+        def pct(volume, sign=1):
+            """Mean (SD) over seeds of sign x volume(row) as % of the row's baseline bone."""
+            x = np.array([100 * sign * volume(r) / r["bv0_mm3"] for r in rs])
             return f"{x.mean():+.2f}" + (f" ({x.std(ddof=1):.2f})" if len(x) > 1 else "")
 
-        for r in rs:
-            r["bv_change_mm3"] = r["bv1_mm3"] - r["bv0_mm3"]
-        lines.append(f"| {cohort} | {arm} | {-v:g} | {len(rs)} | {pct('bv_change_mm3')} | -{pct('cavities_mm3')[1:]} | "
-                     f"-{pct('perforating_mm3')[1:]} | -{pct('fragments_mm3')[1:]} | {pct('formed_mm3')} | "
+        lost = [pct(lambda r, k=k: r[k + "_mm3"], -1) for k in ("cavities", "perforating", "fragments")]
+        lines.append(f"| {cohort} | {arm} | {-v:g} | {len(rs)} | {pct(lambda r: r['bv1_mm3'] - r['bv0_mm3'])} | "
+                     + " | ".join(lost) + f" | {pct(lambda r: r['formed_mm3'])} | "
                      f"{np.mean([r['activations'] for r in rs]):.0f} | {np.mean([r['perforations'] for r in rs]):.1f} | "
                      f"{np.mean([r['bmd_change_pct'] for r in rs]):+.2f} |")
     return "\n".join(lines) + "\n"
