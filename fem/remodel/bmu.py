@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from fem.remodel.cavities import ABOVE, cavity_distance
+from fem.remodel.cavities import ABOVE, _interp, cavity_distance, project
 from fem.remodel.histomorphometry import record as _record
 from fem.remodel.mineral import mineralise, mix
 from fem.specimen.islands import attached_to_boundary
@@ -169,6 +169,30 @@ def _normal(phi, spacing, idx) -> np.ndarray:
     return -grad / norm if norm > 0 else np.array([0.0, 0.0, 1.0])
 
 
+def _site(phi, spacing, idx):
+    """The surface point (mm, (3,)) of surface voxel ``idx`` and the outward unit normal
+    there: the voxel centre moved onto the trilinear surface phi = 0 (cavities.project).
+
+    A voxel's value along its central-difference normal places the point off the
+    surface near edges, junctions and the cube's faces, and a chord measured from there
+    can end at its first sample: a spurious perforation (docs/trial.md, "Spurious
+    perforations"). Where the projection does not land on a clean surface point (a
+    ridge, or a field far from a distance), the voxel's own placement is kept.
+    """
+    h = voxel_edge(spacing)
+    centre = (np.asarray(idx) + 0.5) * np.asarray(spacing, float)
+    pts, g = project(phi, spacing, centre[None, :])
+    site, grad = pts[0], g[0]
+    norm = float(np.linalg.norm(grad))
+    # The interpolant's gradient is shorter than 1 near kinks, so a Newton step can land
+    # a little farther than the voxel's own |phi| <= h/2: up to 1.5 h is the same surface.
+    if (norm > 0.5 and np.linalg.norm(site - centre) <= 1.5 * h
+            and abs(float(_interp(phi, spacing, site[None, :])[0])) < h / 50):
+        return site, -grad / norm
+    n = _normal(phi, spacing, tuple(idx))
+    return centre + float(phi[tuple(idx)]) * n, n
+
+
 def _cavity(phi, spacing, centre_idx, depth, radius):
     """The cavity of a BMU at a surface voxel: box slices, the signed distance field
     ``c`` of the cavity region in that box (mm, > 0 inside), the site (mm) and the
@@ -182,9 +206,7 @@ def _cavity(phi, spacing, centre_idx, depth, radius):
     """
     h = voxel_edge(spacing)
     sp = np.asarray(spacing, float)
-    centre_idx = np.asarray(centre_idx)
-    n = _normal(phi, spacing, tuple(centre_idx))
-    site = (centre_idx + 0.5) * sp + float(phi[tuple(centre_idx)]) * n
+    site, n = _site(phi, spacing, centre_idx)
     reach = max(radius, depth) + 3 * h
     lo = np.maximum(np.floor((site - reach) / sp).astype(int), 0)
     hi = np.minimum(np.ceil((site + reach) / sp).astype(int) + 1, phi.shape)
@@ -202,23 +224,51 @@ def carve(local_phi, c) -> np.ndarray:
 
 def local_thickness_at(phi, spacing, site, normal, reach) -> float:
     """Thickness (mm) of the trabecula under a surface site: the chord along the inward
-    normal from the site to where the signed distance first turns negative again
-    (sampled every h/4, linearly interpolated); ``inf`` if the ray is still in bone
-    ``reach`` mm deep. A chord is robust to a normal a few degrees off (it shortens as
-    the cosine), unlike twice the largest distance on the ray."""
+    normal from where the ray enters bone to where the signed distance first turns
+    negative again (sampled every h/4, linearly interpolated). A chord is robust to a
+    normal a few degrees off (it shortens as the cosine), unlike twice the largest
+    distance on the ray.
+
+    ``inf`` if the ray is still in bone ``reach`` mm deep, if it leaves the box while in
+    bone (a trabecula cut by the cube's face is not thin because it is cut), or if it
+    leaves the box before it enters bone (a site on the cube's face whose bone lies
+    beyond it); none of these was a thickness, and each counted as a perforation until
+    8 December 2026 (docs/trial.md, "Spurious perforations"). A site on the surface whose
+    first sample is already out of bone gives h/4; a site on a partial voxel whose
+    interpolant nowhere reaches zero gives the voxel's bone, h/2 + phi (< h/2).
+    """
     sp = np.asarray(spacing, float)
     h = voxel_edge(spacing)
     s = np.arange(h / 4, reach + h / 4, h / 4)
     pts = site[None, :] - s[:, None] * normal[None, :]
     vals = ndimage.map_coordinates(phi, (pts / sp - 0.5).T, order=1, mode="nearest")
-    out = np.flatnonzero(vals < 0)
-    if out.size == 0:
+    inside = np.all((pts >= 0.0) & (pts <= np.asarray(phi.shape) * sp), axis=1)
+    at_site = float(ndimage.map_coordinates(phi, (site / sp - 0.5)[:, None], order=1, mode="nearest")[0])
+    lead = s <= h / 2 + 1e-12
+    bone = np.flatnonzero(vals >= 0)
+    if at_site >= -h / 50:
+        # on the surface: bone thinner than a sample step gives a chord of h/4
+        k0 = 0
+    elif bone.size and lead[bone[0]] and np.all(inside[:bone[0] + 1]):
+        k0 = bone[0]                 # off the surface: start where the ray enters bone
+    elif not np.all(inside[lead]):
+        return float("inf")          # a site on the cube's face, its bone beyond it
+    else:
+        # bone no sample reaches: a partial voxel whose interpolant stays below zero,
+        # as thick as its bone fraction (fem.specimen.levelset) makes it
+        return float(np.clip(h / 2 + at_site, 0.0, h / 2))
+    if k0 == 0:
+        entry = 0.0
+    else:     # zero crossing between samples k0-1 (< 0) and k0 (>= 0)
+        entry = float(s[k0 - 1] + (s[k0] - s[k0 - 1]) * vals[k0 - 1] / (vals[k0 - 1] - vals[k0]))
+    out = k0 + np.flatnonzero(vals[k0:] < 0)
+    if out.size == 0 or not np.all(inside[:out[0] + 1]):
         return float("inf")
     k = out[0]
     if k == 0:
         return float(s[0])
     # zero crossing between samples k-1 (>= 0) and k (< 0)
-    return float(s[k - 1] + (s[k] - s[k - 1]) * vals[k - 1] / (vals[k - 1] - vals[k]))
+    return float(s[k - 1] + (s[k] - s[k - 1]) * vals[k - 1] / (vals[k - 1] - vals[k])) - entry
 
 
 def _candidates(state: BoneState, dt: float, area: float, seed: int, step: int, purpose: int):
@@ -370,9 +420,7 @@ def step(state: BoneState, p: RemodelParams, dt: float, seed: int, step_index: i
 
 def _is_thin(state: BoneState, centre, ref: float) -> bool:
     """Whether the trabecula under surface voxel ``centre`` is thinner than ``ref`` (mm)."""
-    sp = np.asarray(state.spacing, float)
-    n = _normal(state.phi, state.spacing, centre)
-    site = (np.asarray(centre) + 0.5) * sp + float(state.phi[centre]) * n
+    site, n = _site(state.phi, state.spacing, centre)
     return local_thickness_at(state.phi, state.spacing, site, n, ref) < ref
 
 

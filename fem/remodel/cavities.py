@@ -125,13 +125,30 @@ def _gradient(phi, spacing, pts):
     return g
 
 
+def project(phi, spacing, pts, steps: int = 4):
+    """Points (m, 3) mm moved onto the surface phi = 0 of the trilinear interpolant of
+    ``phi`` by ``steps`` Newton steps, and the interpolant's gradient there (m, 3).
+
+    The interpolant, not ``phi`` x the normal of its voxel, decides where the surface is:
+    a voxel's value and central-difference normal place a point off the surface near
+    edges, junctions and the cube's faces, and a chord measured from there can end at its
+    first sample (bench/remodel_voxel.py, docs/trial.md). Points stay inside the box."""
+    extent = np.asarray(phi.shape) * np.asarray(spacing, float)
+    pts = np.array(pts, dtype=float)
+    for _ in range(steps):
+        g = _gradient(phi, spacing, pts)
+        g2 = np.maximum(np.sum(g * g, axis=1), 1e-12)
+        pts = np.clip(pts - (_interp(phi, spacing, pts) / g2)[:, None] * g, 0.0, extent)
+    return pts, _gradient(phi, spacing, pts)
+
+
 def surface_sites(phi, spacing, rng, count: int, steps: int = 4):
     """``count`` random points on the surface phi = 0 of the level set ``phi`` (mm), uniform
     per unit area, and their outward unit normals: ((count, 3), (count, 3)) mm.
 
     Points drawn uniformly in the box (in mm, batches of fixed size, so the stream does
     not depend on the grid) are kept when within SHELL of the surface and moved onto it
-    by a few Newton steps on the trilinear interpolant.
+    by :func:`project`.
     """
     extent = np.asarray(phi.shape) * np.asarray(spacing, float)
     sites, normals, found = [], [], 0
@@ -139,12 +156,7 @@ def surface_sites(phi, spacing, rng, count: int, steps: int = 4):
         if found >= count:
             break
         pts = rng.random((BATCH, 3)) * extent
-        pts = pts[np.abs(_interp(phi, spacing, pts)) < SHELL]
-        for _ in range(steps):
-            g = _gradient(phi, spacing, pts)
-            g2 = np.maximum(np.sum(g * g, axis=1), 1e-12)
-            pts = np.clip(pts - (_interp(phi, spacing, pts) / g2)[:, None] * g, 0.0, extent)
-        g = _gradient(phi, spacing, pts)
+        pts, g = project(phi, spacing, pts[np.abs(_interp(phi, spacing, pts)) < SHELL], steps)
         norm = np.linalg.norm(g, axis=1)
         keep = norm > 0.5          # a clean surface point (not a ridge where normals cancel)
         sites.append(pts[keep])
