@@ -265,7 +265,7 @@ def test_intact_bone_has_no_spurious_perforation(early):
         off += not face and abs(float(_interp(phi, sp, site[None])[0])) > H / 50
         short += bmu.local_thickness_at(phi, sp, site, n, 0.5) <= H / 4 + 1e-9
     assert short <= 2
-    assert off < 0.02 * len(pick)       # 98 % of the inner sites land on the surface (1 % measured)
+    assert off < 0.01 * len(pick)       # 99 % of the inner sites land on the surface (0.2 % off measured)
 
 
 @pytest.mark.parametrize("thickness", [0.016, 0.03])
@@ -282,3 +282,20 @@ def test_a_plate_thinner_than_a_cavity_is_perforated(thickness):
         k = band[(band[:, 0] == 12) & (band[:, 1] == 12)][0]
         assert bmu.activate(state, RemodelParams(), tuple(k), 0.05, 0.1), centre
         assert state.perforations == 1
+
+
+def test_real_bone_sites_are_on_its_surface(lhdl_core):
+    """The real core's level set (grey levels, not a distance: its gradient is 0.4-0.9 in
+    the surface band) as the real-core trial reads it. With the old site a quarter of its
+    surface voxels had a chord of one sample (26 % of 4000), so a quarter of all its
+    cavities perforated; now under 1 % (0.5 % measured)."""
+    from fem.specimen.scan import scan_specimen
+
+    sc = scan_specimen(lhdl_core, 0.0195, 125, 1.0, 2, 3.0)
+    phi, sp = sc.phi, sc.spacing
+    h = sp[0]
+    band = np.argwhere(np.abs(phi) < h / 2)
+    pick = band[np.random.default_rng(0).choice(len(band), 800, replace=False)]
+    short = sum(bmu.local_thickness_at(phi, sp, *bmu._site(phi, sp, tuple(c)), 0.5) <= h / 4 + 1e-9
+                for c in pick)
+    assert short < 0.01 * len(pick)
