@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from fem.remodel.cavities import ABOVE, _interp, cavity_distance, project
+from fem.remodel.cavities import ABOVE, cavity_distance, project
 from fem.remodel.histomorphometry import record as _record
 from fem.remodel.mineral import mineralise, mix
 from fem.specimen.islands import attached_to_boundary
@@ -181,14 +181,14 @@ def _site(phi, spacing, idx):
     """
     h = voxel_edge(spacing)
     centre = (np.asarray(idx) + 0.5) * np.asarray(spacing, float)
-    pts, g = project(phi, spacing, centre[None, :], steps=8)
+    pts, v, g = project(phi, spacing, centre[None, :], steps=8)
     site, grad = pts[0], g[0]
     norm = float(np.linalg.norm(grad))
     # The interpolant's gradient is shorter than 1 near kinks and on a scan's grey-level
     # level set (0.4-0.9), so Newton needs more steps and can land a little farther than
     # the voxel's own |phi| <= h/2: up to 1.5 h is the same surface.
     if (norm > 0.1 and np.linalg.norm(site - centre) <= 1.5 * h
-            and abs(float(_interp(phi, spacing, site[None, :])[0])) < h / 50):
+            and abs(float(v[0])) < h / 50):
         return site, -grad / norm
     n = _normal(phi, spacing, tuple(idx))
     return centre + float(phi[tuple(idx)]) * n, n
