@@ -39,18 +39,20 @@ from fem.report.trial_report import write_trial
 from fem.trial import run_trial
 
 
-def _jobs(cases: list[Case], outdir: Path) -> list[tuple[Case, Path]]:
-    """(case, output folder) per job: a single case is one job; a trial one per cohort x seed."""
+def _jobs(cases: list[Case], outdir: Path, trial_folder=None) -> list[tuple[Case, Path]]:
+    """(case, output folder) per job: a single case is one job; a trial one per cohort x seed,
+    under ``outdir/CASE-NAME`` (or ``trial_folder``)."""
     jobs = []
     for case in cases:
         name = Path(case.source).stem
         if case.trial is None:
             jobs.append((case, outdir / name))
             continue
+        folder = Path(trial_folder) if trial_folder is not None else outdir / name
         for cohort in case.trial.cohorts:
             for seed in case.trial.seeds:
                 sub = replace(case, trial=replace(case.trial, cohorts=[cohort], seeds=[seed]))
-                jobs.append((sub, job_folder(outdir / name, cohort, seed)))
+                jobs.append((sub, job_folder(folder, cohort, seed)))
     return jobs
 
 
@@ -222,7 +224,8 @@ class _Claims:
 
 
 def run_batch(case_paths, outdir, ranks_per_job: int = 1, world=MPI.COMM_WORLD,
-              quiet: bool = False, verbose: bool = False, stop=None, images=None) -> list[Path]:
+              quiet: bool = False, verbose: bool = False, stop=None, images=None,
+              trial_folder=None) -> list[Path]:
     """Run every job; return the output folders of the jobs (on world rank 0).
 
     images : ``--images`` entries (files, folders, globs; fem.batch.expand_image_args):
@@ -234,6 +237,8 @@ def run_batch(case_paths, outdir, ranks_per_job: int = 1, world=MPI.COMM_WORLD,
     stderr), ``verbose`` adds each job's own log. Raises BonefemError at the end, on
     every rank, if any job failed; the other jobs' results are kept.
     stop : called between jobs (and rows of a trial); True raises KeyboardInterrupt there
+    trial_folder : with one trial case, its folder (default ``outdir/CASE-NAME``; ``bonefem
+        run TRIAL --jobs N`` gives its output folder)
     """
     if ranks_per_job < 1 or world.size % ranks_per_job:
         raise BonefemError(f"--ranks-per-job {ranks_per_job} must divide the {world.size} ranks")
@@ -244,7 +249,9 @@ def run_batch(case_paths, outdir, ranks_per_job: int = 1, world=MPI.COMM_WORLD,
     outdir = Path(outdir)
     if images is None:
         cases = [load_case(p) for p in case_paths]
-        jobs = _jobs(cases, outdir)
+        if trial_folder is not None and len(cases) != 1:
+            raise BonefemError(f"batch: a trial folder is for one trial case, got {len(cases)} cases")
+        jobs = _jobs(cases, outdir, trial_folder)
     else:
         if len(case_paths) != 1:
             raise BonefemError(f"--images takes one template case file, got {len(case_paths)}: "
@@ -328,7 +335,8 @@ def run_batch(case_paths, outdir, ranks_per_job: int = 1, world=MPI.COMM_WORLD,
         claims.remove()
         for case in cases:
             if case.trial is not None:
-                _merge_trial(case, outdir / Path(case.source).stem)
+                _merge_trial(case, Path(trial_folder) if trial_folder is not None
+                             else outdir / Path(case.source).stem)
         if images is not None:
             table = write_image_table(jobs, failed, outdir / IMAGE_TABLE)
             if not quiet:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import shutil
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -27,7 +29,7 @@ from fem.report.collect import collect
 from fem.report.result import check_output_folder, versions
 from fem.report.results_doc import write_results_doc
 from fem.report.specimen import export_specimen
-from fem.report.store import IMAGE_SUFFIXES, result_name
+from fem.report.store import IMAGE_SUFFIXES, result_name, trial_rows
 from fem.trial import run_trial
 
 
@@ -78,6 +80,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("case", help="case file (TOML)")
     r.add_argument("-o", "--output", default=None, help="output folder (default results/CASE-NAME)")
     r.add_argument("--json", action="store_true", help=JSON_HELP)
+    r.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                   help="a trial's specimens (cohort x seed) N at a time, each in its own process: "
+                        "started as mpirun -n N when run without mpirun; under mpirun -n M, N groups "
+                        "of M/N ranks (default 1: one specimen at a time, every solve on all ranks)")
 
     sp = sub.add_parser("specimen", help="build a case's specimen: image, morphometry and a render")
     sp.add_argument("case", help="case file (TOML) with a [specimen] table")
@@ -182,12 +188,50 @@ def cmd_solve(args) -> int:
     return _run(case, args.output or f"results/{result_name(args.image)}", args.json)
 
 
+def _under_mpirun(n: int, argv: list[str]) -> int:
+    """Run ``bonefem ARGV`` again as ``n`` MPI processes and return its exit status; this
+    process only waits (Ctrl-C reaches the ranks through mpirun, which stop between solves)."""
+    mpirun = shutil.which("mpirun")
+    if mpirun is None:
+        raise BonefemError(f"--jobs {n} starts {n} processes with mpirun, which is not on PATH; "
+                           "run without --jobs, or inside the runtime (./bonefem) or the image")
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return subprocess.run([mpirun, "-n", str(n), sys.executable, "-m", "fem", *argv]).returncode
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _trial_in_groups(args, outdir, stop) -> list[dict]:
+    """``run TRIAL --jobs N`` under mpirun: the specimens over N groups of ranks (the batch
+    driver, into ``outdir`` itself); the rows of the whole trial on rank 0."""
+    world = MPI.COMM_WORLD
+    if world.size % args.jobs:
+        raise BonefemError(f"--jobs {args.jobs} must divide the {world.size} MPI ranks")
+    run_batch([args.case], outdir, world.size // args.jobs, world, stop=stop, trial_folder=outdir)
+    if world.rank != 0:
+        return []
+    print((Path(outdir) / "summary.md").read_text(), flush=True)
+    return trial_rows(outdir)
+
+
 def cmd_run(args) -> int:
     case = load_case(args.case)
     outdir = args.output or f"results/{result_name(args.case)}"
+    if args.jobs < 1:
+        raise BonefemError(f"--jobs must be 1 or more, got {args.jobs}")
+    if args.jobs > 1 and case.trial is None:
+        raise BonefemError(f"{args.case}: --jobs runs a trial's specimens side by side; this case "
+                           "is one solve (run it under mpirun -n N to share that solve)")
     if case.trial is not None:
+        if args.jobs > 1 and MPI.COMM_WORLD.size == 1:
+            return _under_mpirun(args.jobs, ["run", str(args.case), "-o", str(outdir),
+                                             "--jobs", str(args.jobs), *(["--json"] if args.json else [])])
         with _stop_between_solves() as stop:
-            rows = run_trial(case, outdir, MPI.COMM_WORLD, stop=stop)
+            if args.jobs > 1:
+                rows = _trial_in_groups(args, outdir, stop)
+            else:
+                rows = run_trial(case, outdir, MPI.COMM_WORLD, stop=stop)
         if MPI.COMM_WORLD.rank == 0:
             print(f"bonefem: trial tables and figures in {outdir}/ (summary.md, trial.csv)")
             if args.json:

@@ -389,3 +389,36 @@ def test_image_batch_under_mpirun_gives_the_analytic_moduli(scans, tmp_path, k):
     assert float(table["solid.npy"]["apparent_modulus_MPa"]) == pytest.approx(8000.0, rel=1e-9)
     assert float(table["column.nii.gz"]["apparent_modulus_MPa"]) == pytest.approx(4000.0, rel=1e-9)
     assert int(table["solid.npy"]["ranks"]) == k and table["floor.npy"]["status"] == "failed"
+
+
+# ---------------------------------------------------------------------------
+# `bonefem run TRIAL --jobs N`: the trial's specimens side by side, as the demo runs
+
+
+@pytest.mark.mpi
+def test_run_with_jobs_gives_the_serial_trial(tmp_path):
+    import csv
+
+    case = tmp_path / "tiny2.toml"
+    case.write_text(TINY_TRIAL.replace("seeds = [1]", "seeds = [1, 2]"))
+    run_cli("run", case, "-o", tmp_path / "serial", check=True)
+    par = run_cli("run", case, "-o", tmp_path / "par", "--jobs", "2", check=True)
+    # two groups of one rank each ran one specimen (the batch's lines), then the summary
+    assert par.stdout.count("group of 1 rank(s)") == 2, par.stdout
+    assert "How sure each direction is" in par.stdout
+    key = lambda r: (r["seed"], r["arm"], r["time_years"])  # noqa: E731
+    serial, side = ({key(r): r for r in csv.DictReader((tmp_path / d / "trial.csv").open())}
+                    for d in ("serial", "par"))
+    assert set(serial) == set(side) and len(serial) == 6
+    for k, r in serial.items():
+        for col in ("bmd_mg_per_cm3", "apparent_modulus_MPa", "failure_load_N", "perforations"):
+            assert float(side[k][col]) == pytest.approx(float(r[col]), rel=1e-9), (k, col)
+    assert (tmp_path / "par" / "summary.md").read_text() == (tmp_path / "serial" / "summary.md").read_text()
+
+
+def test_run_jobs_is_for_trials_and_at_least_one(cases, tmp_path):
+    _, paths = cases
+    fails(run_cli("run", paths[0], "-o", tmp_path / "one", "--jobs", "2"),
+          "case1.toml: --jobs runs a trial's specimens side by side")
+    fails(run_cli("run", paths[0], "-o", tmp_path / "zero", "--jobs", "0"), "--jobs must be 1 or more")
+    assert not (tmp_path / "one").exists() and not (tmp_path / "zero").exists()

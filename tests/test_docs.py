@@ -92,7 +92,7 @@ def test_documented_command_parses(tokens, capsys):
 def test_the_docs_hold_commands():
     # the extraction works: the README's first command and the runtime page's MPI one
     found = [" ".join(p.values[0]) for p in doc_commands()]
-    assert "./bonefem run cases/demo.toml" in found
+    assert "./bonefem run cases/demo.toml --jobs 2" in found
     assert any("mpirun -n 2 python3 -m fem run cases/foam.toml" in f for f in found)
 
 

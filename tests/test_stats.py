@@ -84,3 +84,23 @@ def test_welch_difference_is_the_welch_satterthwaite_interval():
     assert (w["ci_low"], w["ci_high"]) == pytest.approx((d - half, d + half), rel=1e-10)
     assert w["p"] == pytest.approx(2 * stats.t.sf(d / np.sqrt(va + vb), df), rel=1e-10)
     assert np.isnan(welch_difference(a, [1.0])["ci_low"])
+
+
+def test_directions_follow_the_95_percent_interval():
+    from fem.report.paired_report import changes_markdown, direction
+
+    # the interval by hand: mean +- t(0.975, n - 1) * sd / sqrt(n)
+    for values, expected in [([-3.0, -2.0, -4.0], "falls"), ([1.5, 2.0, 2.5], "rises"),
+                             ([1.0, -2.0, 3.0], "not resolved"), ([-5.0], "not resolved")]:
+        x = np.array(values)
+        half = stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size) if x.size > 1 else math.nan
+        by_hand = ("falls" if x.mean() + half < 0 else "rises" if x.mean() - half > 0
+                   else "not resolved")
+        assert direction(mean_interval(x)) == by_hand == expected
+    # -1 +- 4.30 * 1 / sqrt(3) = [-3.48, +1.48]: a mean below 0 is not a fall
+    assert direction(mean_interval([-2.0, -1.0, 0.0])) == "not resolved"
+    text = changes_markdown({"time_years": 2.0, "changes": [
+        {"cohort": "c", "arm": "untreated", "figure": "bmd", **mean_interval([-3.0, -2.0, -4.0])},
+        {"cohort": "c", "arm": "untreated", "figure": "failure_load", **mean_interval([-5.0])}]})
+    assert "| c | untreated | 3 | -3.00 [-5.48, -0.52] | falls | -5.00 | not resolved |" in text
+    assert changes_markdown({"time_years": 2.0, "effects": []}) == ""

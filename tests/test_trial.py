@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import read_result, run_cli
+from tests.conftest import ROOT, read_result, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +183,17 @@ def test_trial_rows_on_a_full_disk_fail_clearly_on_every_rank(tiny_trial, tmp_pa
     assert proc.returncode != 0
     assert "rows.jsonl: cannot write a result (the disk is full)" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_the_demo_uses_representative_specimens_of_the_full_trial():
+    """The demo may have fewer arms and specimens than cases/trial.toml, never smaller or
+    coarser ones, and its specimens are the full trial's first seeds (not picked by outcome)."""
+    from fem.case import load_case
+
+    demo, full = (load_case(ROOT / "cases" / f"{n}.toml").trial for n in ("demo", "trial"))
+    assert demo.specimen.size >= full.specimen.size
+    assert demo.specimen.voxel_size <= full.specimen.voxel_size
+    assert demo.seeds == full.seeds[:len(demo.seeds)] and len(demo.seeds) >= 3
+    assert set(demo.arms) <= set(full.arms) and {"untreated", "combined"} <= set(demo.arms)
+    assert demo.cohorts == full.cohorts and demo.years == full.years
+    assert demo.spinup_years == full.spinup_years

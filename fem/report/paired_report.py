@@ -9,8 +9,11 @@ from __future__ import annotations
 import math
 
 from fem.analysis.compare import add_changes
-from fem.analysis.paired import (ALPHA, FIGURES, POWER, POWER_TARGETS, cohort_interactions,
-                                 paired_effects)
+from fem.analysis.paired import (ALPHA, FIGURES, POWER, POWER_TARGETS, change_intervals,
+                                 cohort_interactions, paired_effects)
+
+# Figures whose change from baseline gets an interval and a direction in the summary.
+DIRECTION_FIGURES = ("bmd", "failure_load")
 
 
 def paired_statistics(rows, time_years: float) -> dict:
@@ -20,7 +23,8 @@ def paired_statistics(rows, time_years: float) -> dict:
         rows = add_changes(rows)
     effects = paired_effects(rows, time_years)
     return _no_nan({"time_years": time_years, "effects": effects,
-                    "interactions": cohort_interactions(effects)})
+                    "interactions": cohort_interactions(effects),
+                    "changes": change_intervals(rows, time_years, DIRECTION_FIGURES)})
 
 
 def _no_nan(v):
@@ -43,6 +47,39 @@ def interval_text(e: dict, digits: int = 2, say_n: bool = True) -> str:
     if e["n"] < 2 or not _num(e.get("ci_low")):
         return f"{m} (n = {e['n']}: no interval)" if say_n else m
     return f"{m} [{e['ci_low']:+.{digits}f}, {e['ci_high']:+.{digits}f}]"
+
+
+def direction(e: dict) -> str:
+    """'falls' or 'rises' where the 95 % interval of a change excludes 0, else 'not resolved'
+    (also with n < 2: no interval)."""
+    if e["n"] < 2 or not _num(e.get("ci_low")):
+        return "not resolved"
+    if e["ci_high"] < 0:
+        return "falls"
+    return "rises" if e["ci_low"] > 0 else "not resolved"
+
+
+def changes_markdown(stats: dict) -> str:
+    """Markdown: each cohort x arm's change from baseline (BMD, failure load) with its 95 %
+    interval and the direction that interval supports; "" for statistics without them."""
+    changes, t = stats.get("changes"), stats["time_years"]
+    if not changes:
+        return ""
+    figures = [f for f in DIRECTION_FIGURES if any(c["figure"] == f for c in changes)]
+    lines = [f"How sure each direction is: change from baseline at {t:g} years, % (mean [95 % t "
+             "interval] over the cohort's specimens). 'falls' or 'rises' where the interval excludes "
+             "0; 'not resolved' where it spans 0 or there is one specimen (no interval): more or "
+             "larger specimens would be needed to tell the direction.", "",
+             "| cohort | arm | n | " + " | ".join(f"{FIGURES[f]} | direction" for f in figures) + " |",
+             "| --- " * (3 + 2 * len(figures)) + "|"]
+    keys = list(dict.fromkeys((c["cohort"], c["arm"]) for c in changes))
+    for cohort, arm in keys:
+        by = {c["figure"]: c for c in changes if (c["cohort"], c["arm"]) == (cohort, arm)}
+        n = max(c["n"] for c in by.values())
+        cells = [f"{interval_text(by[f], say_n=False)} | {direction(by[f])}" if f in by else " | "
+                 for f in figures]
+        lines.append(f"| {cohort} | {arm} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _power_text(n) -> str:

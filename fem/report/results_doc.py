@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 
 from fem.errors import BonefemError
-from fem.report.paired_report import interval_text, paired_markdown, paired_statistics
+from fem.report.paired_report import changes_markdown, interval_text, paired_markdown, paired_statistics
 from fem.report.result import write_atomic
-from fem.report.store import ROWS, read_rows
+from fem.report.store import trial_rows
 from fem.report.tables import headline_markdown, methods_markdown
 
 # Strength ~ apparent density^2 (Carter and Hayes 1977, J Bone Joint Surg Am 59:954), for a
@@ -171,9 +171,9 @@ def effort_text(result: dict) -> str:
 def paired_of(trial_dir: Path, result: dict, final: float) -> dict:
     """The trial's paired statistics: from result.json, or (a trial written before they
     were) from its rows."""
-    if "paired" in result:
+    if "paired" in result and "changes" in result["paired"]:
         return result["paired"]
-    return paired_statistics(read_rows(trial_dir / ROWS), final)
+    return paired_statistics(trial_rows(trial_dir), final)
 
 
 def write_results_doc(trial_dir, out="docs/results.md") -> Path:
@@ -214,6 +214,7 @@ def write_results_doc(trial_dir, out="docs/results.md") -> Path:
         "Strength is the Pistoia failure load; 'mass', 'tissue' and 'architecture' split its change "
         "(docs/model.md, fem/analysis/attribution.py).",
         "",
+        changes_markdown(paired),
         *strength_methods_section(result, final),
         "## Against untreated: paired differences, interaction, trial size",
         "",

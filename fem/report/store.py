@@ -89,3 +89,11 @@ def _ends_with_newline(path: Path) -> bool:
     with path.open("rb") as f:
         f.seek(-1, 2)
         return f.read(1) == b"\n"
+
+
+def trial_rows(trial_dir) -> list[dict]:
+    """Every row of a finished or stopped trial folder: its own row store, and those of its
+    specimens' job folders where the trial ran as a batch (:func:`job_folder`)."""
+    trial_dir = Path(trial_dir)
+    return [r for path in [trial_dir / ROWS, *sorted(trial_dir.glob(f"jobs/*/{ROWS}"))]
+            for r in read_rows(path)]

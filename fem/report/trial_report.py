@@ -8,7 +8,7 @@ from fem.analysis.compare import add_changes, bmd_only_exponent, summarise
 from fem.analysis.compare_methods import add_method_changes, summarise_methods
 from fem.case import case_to_dict
 from fem.report import plots
-from fem.report.paired_report import paired_markdown, paired_statistics
+from fem.report.paired_report import changes_markdown, paired_markdown, paired_statistics
 from fem.report.result import versions, write_atomic, write_case_toml, write_json
 from fem.report.store import fields_folder
 from fem.report.tables import headline_markdown, methods_markdown, parts_markdown, write_csv
@@ -38,7 +38,8 @@ def write_trial(rows: list[dict], case, outdir, this_run: dict | None = None, ro
     write_csv(outdir / "trial.csv", rows)
     write_csv(outdir / "summary.csv", summary)
     paired = paired_statistics(rows, final)
-    headline = (headline_markdown(summary, final) + methods_markdown(methods, final)
+    headline = (headline_markdown(summary, final) + "\n" + changes_markdown(paired)
+                + methods_markdown(methods, final)
                 + parts_markdown(summary, final) + "\n" + paired_markdown(paired))
     write_atomic(outdir / "summary.md", f"# {case.title or 'Trial'}\n\n" + headline)
     exponents = {c: bmd_only_exponent(rows, c) for c in t.cohorts}
