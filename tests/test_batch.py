@@ -422,3 +422,23 @@ def test_run_jobs_is_for_trials_and_at_least_one(cases, tmp_path):
           "case1.toml: --jobs runs a trial's specimens side by side")
     fails(run_cli("run", paths[0], "-o", tmp_path / "zero", "--jobs", "0"), "--jobs must be 1 or more")
     assert not (tmp_path / "one").exists() and not (tmp_path / "zero").exists()
+
+
+def test_report_of_an_older_batch_trial_recomputes_the_directions(batch_trial, tmp_path):
+    """A trial written before result.json held the directions: docs/results.md computes
+    them from the rows, which a batch keeps in its jobs' folders."""
+    import json
+    import shutil
+
+    _, done = batch_trial
+    trial = tmp_path / "tiny"
+    shutil.copytree(done / "tiny", trial)
+    result = json.loads((trial / "result.json").read_text())
+    expected = result["paired"].pop("changes")
+    (trial / "result.json").write_text(json.dumps(result))
+    run_cli("report", trial, "-o", tmp_path / "results.md", check=True)
+    text = (tmp_path / "results.md").read_text()
+    assert "How sure each direction is" in text
+    for c in expected:      # one specimen: the mean, no interval, so not resolved
+        assert c["n"] == 1
+    assert text.count("| not resolved |") == len(expected) == 4

@@ -173,7 +173,10 @@ def paired_of(trial_dir: Path, result: dict, final: float) -> dict:
     were) from its rows."""
     if "paired" in result and "changes" in result["paired"]:
         return result["paired"]
-    return paired_statistics(trial_rows(trial_dir), final)
+    # in the case's cohort order (a batch's job folders come in name order)
+    order = {c: i for i, c in enumerate(result["case"]["trial"]["cohorts"])}
+    rows = sorted(trial_rows(trial_dir), key=lambda r: order.get(r["cohort"], len(order)))
+    return paired_statistics(rows, final)
 
 
 def write_results_doc(trial_dir, out="docs/results.md") -> Path:
