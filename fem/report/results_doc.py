@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from fem.errors import BonefemError
-from fem.report.paired_report import changes_markdown, interval_text, paired_markdown, paired_statistics
+from fem.report.paired_report import changes_markdown, direction, interval_text, paired_markdown, paired_statistics
 from fem.report.result import write_atomic
 from fem.report.store import trial_rows
 from fem.report.tables import headline_markdown, methods_markdown
@@ -74,7 +74,14 @@ def findings(summary, cohorts, arms, t, exponents=None, paired=None) -> list[str
         base_fl = _get(summary, c, "untreated", t, "d_failure_load_pct")
         against = ("paired differences (arm minus untreated, same specimens; mean [95 % interval])"
                    if paired is not None else "")
-        out.append(f"- **{c}** (untreated: BMD {_f(base_bmd)}, failure load {_f(base_fl)} vs baseline). "
+        untreated = f"BMD {_f(base_bmd)}, failure load {_f(base_fl)} vs baseline"
+        changes = {x["figure"]: x for x in (paired or {}).get("changes", [])
+                   if x["cohort"] == c and x["arm"] == "untreated"}
+        if changes:
+            untreated = ", ".join(f"{label} {interval_text(changes[f], say_n=False)} % ({direction(changes[f])})"
+                                  for f, label in (("bmd", "BMD"), ("failure_load", "failure load"))
+                                  if f in changes) + " vs baseline"
+        out.append(f"- **{c}** (untreated: {untreated}). "
                    f"Against the untreated arm at {t:g} years, {against}{': ' if against else ''}"
                    + "; ".join(parts) + ".")
     # thick versus thin: the combination's architecture part per cohort
