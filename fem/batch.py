@@ -323,26 +323,33 @@ def run_batch(case_paths, outdir, ranks_per_job: int = 1, world=MPI.COMM_WORLD,
                   f"{elapsed:.0f} s elapsed, about {eta / 60:.1f} min left)", flush=True)
     # Wait for the other groups without spinning a core (a blocking barrier busy-polls),
     # moving the bar as their jobs finish.
-    done = world.Ibarrier()
-    while not done.Test():
-        tick()
-        time.sleep(0.2)
+    _wait_quietly(world, tick)
     tick()
     progress.close()
     failed = {i: e for part in world.allgather(failed if leader else {}) for i, e in part.items()}
     claim_errors = [e for e in world.allgather(claims.error if leader else None) if e]
+    merge_error = None
     if world.rank == 0:
         claims.remove()
-        for case in cases:
-            if case.trial is not None:
-                _merge_trial(case, Path(trial_folder) if trial_folder is not None
-                             else outdir / Path(case.source).stem)
-        if images is not None:
-            table = write_image_table(jobs, failed, outdir / IMAGE_TABLE)
-            if not quiet:
-                print(f"bonefem batch: one row per image in {table}", flush=True)
+        try:
+            for case in cases:
+                if case.trial is not None:
+                    _merge_trial(case, Path(trial_folder) if trial_folder is not None
+                                 else outdir / Path(case.source).stem)
+            if images is not None:
+                table = write_image_table(jobs, failed, outdir / IMAGE_TABLE)
+                if not quiet:
+                    print(f"bonefem batch: one row per image in {table}", flush=True)
+        except BonefemError as err:
+            merge_error = str(err)
+    # rank 0's tables and renders can take minutes: the others wait without a busy core,
+    # and an error there is raised on every rank
+    _wait_quietly(world)
+    merge_error = world.bcast(merge_error, root=0)
     failed = len(failed)
     group.Free()
+    if merge_error:
+        raise BonefemError(merge_error)
     if claim_errors:
         also = f"; {failed} of {len(jobs)} jobs failed as well" if failed else ""
         raise BonefemError(f"batch: {claim_errors[0]}{also}. Finished results stay in {outdir}/ "
@@ -351,6 +358,15 @@ def run_batch(case_paths, outdir, ranks_per_job: int = 1, world=MPI.COMM_WORLD,
         raise BonefemError(f"{failed} of {len(jobs)} batch jobs failed (errors above); finished "
                            f"results stay in {outdir}/ and a re-run does only the unfinished jobs")
     return [folder for _, folder in jobs]
+
+
+def _wait_quietly(comm, poll=lambda: None) -> None:
+    """A barrier that sleeps instead of busy-polling a core (MPI's blocking barrier
+    spins); ``poll`` is called between checks."""
+    done = comm.Ibarrier()
+    while not done.Test():
+        poll()
+        time.sleep(0.2)
 
 
 def write_image_table(jobs, failed: dict, path: Path) -> Path:
