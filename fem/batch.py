@@ -51,7 +51,11 @@ def _jobs(cases: list[Case], outdir: Path, trial_folder=None) -> list[tuple[Case
         folder = Path(trial_folder) if trial_folder is not None else outdir / name
         for cohort in case.trial.cohorts:
             for seed in case.trial.seeds:
-                sub = replace(case, trial=replace(case.trial, cohorts=[cohort], seeds=[seed]))
+                # fields (for the renders) of the trial's first seed only, as a serial run
+                # writes them: at 6 mm every seed's would be 0.7 GB per cohort
+                output = replace(case.output, fields=case.output.fields and seed == case.trial.seeds[0])
+                sub = replace(case, trial=replace(case.trial, cohorts=[cohort], seeds=[seed]),
+                              output=output)
                 jobs.append((sub, job_folder(folder, cohort, seed)))
     return jobs
 

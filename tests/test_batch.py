@@ -414,6 +414,11 @@ def test_run_with_jobs_gives_the_serial_trial(tmp_path):
         for col in ("bmd_mg_per_cm3", "apparent_modulus_MPa", "failure_load_N", "perforations"):
             assert float(side[k][col]) == pytest.approx(float(r[col]), rel=1e-9), (k, col)
     assert (tmp_path / "par" / "summary.md").read_text() == (tmp_path / "serial" / "summary.md").read_text()
+    # field files (for the renders) of the first seed only, as the serial run writes them
+    jobs = tmp_path / "par" / "jobs"
+    assert (jobs / "elderly-osteoporotic-s1" / "fields").is_dir()
+    assert not (jobs / "elderly-osteoporotic-s2" / "fields").exists()
+    assert (tmp_path / "par" / "stress-elderly-osteoporotic.png").stat().st_size > 10000
 
 
 def test_run_jobs_is_for_trials_and_at_least_one(cases, tmp_path):
