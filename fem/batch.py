@@ -48,7 +48,7 @@ def _jobs(cases: list[Case], outdir: Path, trial_folder=None) -> list[tuple[Case
         if case.trial is None:
             jobs.append((case, outdir / name))
             continue
-        folder = Path(trial_folder) if trial_folder is not None else outdir / name
+        folder = _trial_folder(case, outdir, trial_folder)
         for cohort in case.trial.cohorts:
             for seed in case.trial.seeds:
                 # fields (for the renders) of the trial's first seed only, as a serial run
@@ -58,6 +58,12 @@ def _jobs(cases: list[Case], outdir: Path, trial_folder=None) -> list[tuple[Case
                               output=output)
                 jobs.append((sub, job_folder(folder, cohort, seed)))
     return jobs
+
+
+def _trial_folder(case: Case, outdir: Path, trial_folder=None) -> Path:
+    """Where a trial case's merged tables go: ``trial_folder`` if given, else
+    ``outdir/CASE-NAME``; its specimens' jobs are below it."""
+    return Path(trial_folder) if trial_folder is not None else outdir / Path(case.source).stem
 
 
 IMAGE_TABLE = "images.csv"
@@ -338,8 +344,7 @@ def run_batch(case_paths, outdir, ranks_per_job: int = 1, world=MPI.COMM_WORLD,
         try:
             for case in cases:
                 if case.trial is not None:
-                    _merge_trial(case, Path(trial_folder) if trial_folder is not None
-                                 else outdir / Path(case.source).stem)
+                    _merge_trial(case, _trial_folder(case, outdir, trial_folder))
             if images is not None:
                 table = write_image_table(jobs, failed, outdir / IMAGE_TABLE)
                 if not quiet:
