@@ -38,6 +38,14 @@ CASES = {
     "thin-k3": (None, 3, "bvtv=0.12"),  # 58.5 um, ~0.2 M DOF
     "thin-k4": (None, 4, "bvtv=0.12"),  # 78 um
     "thin-k2": (None, 2, "bvtv=0.12"),  # 39 um, ~0.5 M DOF
+    # one voxel (19.5 um), growing nested crops from the same corner: iterations against
+    # size with the bone's resolution fixed (the cases above grow by finer voxels)
+    "std-k1-c60": (60, 1, 63.0),        # ~0.2 M DOF
+    "std-k1-c85": (85, 1, 63.0),        # ~0.6 M DOF
+    "std-k1-c150": (150, 1, 63.0),      # ~3 M DOF
+    "thin-k1-c85": (85, 1, "bvtv=0.12"),
+    "thin-k1-c120": (120, 1, "bvtv=0.12"),
+    "thin-k1-c175": (175, 1, "bvtv=0.12"),
 }
 # synthetic vertebral specimens (bench/solver.py GENERATOR, 40 um voxels): edge in mm
 SYNTHETIC = {"syn-3.0": 3.0, "syn-4.4": 4.4, "syn-6.0": 6.0, "syn-7.6": 7.6}

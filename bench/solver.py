@@ -32,7 +32,10 @@ GENERATOR = dict(voxel_size=0.04, bv_tv=0.125, tb_n=1.35, th_horizontal=0.11,
                  strut_fraction=0.6, seed=0)
 POISSON, STRAIN = 0.3, -0.01
 # benchmark-only variants of a method: name -> (method, fem.solve.multigrid switches)
-VARIANTS = {"matfree-cells": ("matfree", {"PIECES": False})}   # one coarse element per cell
+VARIANTS = {"matfree-cells": ("matfree", {"PIECES": False}),    # one coarse element per cell
+            "matfree-c5k": ("matfree", {"COARSE_DOFS": 5000}),   # coarsest < 5,000 DOF (until 8 Dec 2026)
+            "matfree-c50k": ("matfree", {"COARSE_DOFS": 50000}),
+            "matfree-c100k": ("matfree", {"COARSE_DOFS": 100000})}   # coarsest sizes compared
 
 
 def make_specimen(size: float, path: Path) -> dict:

@@ -211,6 +211,37 @@ def test_operators_equal_assembled_and_galerkin(test, exact, specimen):
     mg.destroy()
 
 
+def test_coarsest_level_is_the_first_below_coarse_dofs(monkeypatch):
+    """The hierarchy coarsens until a level has fewer DOF than fem.solve.multigrid.COARSE_DOFS
+    (read when the solver is built, so benchmarks can vary it) and factors that level."""
+    from mpi4py import MPI
+
+    from fem.mesh.distribute import create_dolfinx_mesh
+    from fem.mesh.voxel import voxel_grid
+    from fem.solve import multigrid
+    from fem.solve.elasticity import assemble_system
+    from fem.solve.loadcases import pin_points
+    from fem.specimen.foam import trabecular_foam
+    from fem.specimen.islands import largest_component
+
+    mask, _ = largest_component(trabecular_foam(size=0.9, voxel_size=0.03, bv_tv=0.3,
+                                                spacing=0.3, seed=2))
+    grid = voxel_grid(mask, (0.03,) * 3)
+    E = np.full(len(grid.voxels), 8000.0)
+    msh, original = create_dolfinx_mesh(MPI.COMM_SELF, grid.points, grid.cells)
+    pins = pin_points(grid.points)
+    s = assemble_system(msh, E[original], 0.3, "uniaxial", -0.01, grid.extent[2], pins)
+    for limit in (300, 2000):
+        monkeypatch.setattr(multigrid, "COARSE_DOFS", limit)
+        dofs = multigrid.VoxelMultigrid(s.V, grid.spacing, E[original], 0.3, s.bcs, "uniaxial",
+                                        pins).level_dofs()
+        assert dofs[-1] < limit <= dofs[-2], (limit, dofs)
+    # the first coarse level is always built, however large the limit
+    monkeypatch.setattr(multigrid, "COARSE_DOFS", 10 ** 9)
+    mg = multigrid.VoxelMultigrid(s.V, grid.spacing, E[original], 0.3, s.bcs, "uniaxial", pins)
+    assert mg.levels == 2
+
+
 def test_multigrid_breakdown_falls_back_to_the_assembled_solver(monkeypatch):
     from mpi4py import MPI
 

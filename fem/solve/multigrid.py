@@ -5,7 +5,7 @@ operator is applied element by element (fem.solve.voxel_kernel) and never
 assembled, as in ParOSol and Faim. CG is preconditioned by a multigrid W-cycle on the
 voxel hierarchy (fem.solve.voxel_levels): coarse boxes of twice the edge, trilinear
 transfers (fem.solve.transfer), Chebyshev/Jacobi smoothing on every level, and a
-direct solve (CHOLMOD, else MUMPS) of the coarsest level (< 5,000 DOF). Level 1 is
+direct solve (CHOLMOD, else MUMPS) of the coarsest level (< 30,000 DOF). Level 1 is
 rediscretised with the mean modulus of each box's eight children (``exact=False``, the
 default) or is their exact Galerkin product (``exact=True``); deeper levels are the exact
 Galerkin products of the level below (docs/benchmark.md measures the choices). The memory is a few vectors, the connectivity and the parent indices of the transfers,
@@ -32,9 +32,13 @@ from fem.solve import memory, transfer, voxel_kernel
 from fem.solve.voxel_levels import (CoarseLevel, Constraints, boundary_dofs, element_matrices,
                                     first_coarse, next_coarse, node_holders)
 
-# Coarsen until the coarsest level has fewer DOF than this. Small, because the W-cycle
-# (OPTIONS) solves it 2^(levels - 1) times per iteration.
-COARSE_DOFS = 5000
+# Coarsen until the coarsest level has fewer DOF than this; it is factored (CHOLMOD) and
+# solved 2^(levels - 1) times per iteration by the W-cycle. On real bone the smallest
+# levels' coarse spaces are poor: stopping before them (a coarsest level of 6-30 k DOF
+# instead of 1-5 k) cuts CG iterations by up to 3x at a factorisation that costs less
+# than a second; larger coarsest levels cost more to factor than they save
+# (docs/benchmark.md, "The coarsest level").
+COARSE_DOFS = 30000
 MAX_LEVELS = 10
 # Coarse levels with split coarse nodes (fem.solve.coarse_pieces), and above level 1 one
 # coarse element per connected piece of a cell (PIECES): docs/benchmark.md measures them
@@ -318,11 +322,12 @@ class VoxelMultigrid:
     """
 
     def __init__(self, V, spacing, modulus_cells, poisson, bcs, test, pins=None,
-                 coarse_dofs=COARSE_DOFS, max_levels=MAX_LEVELS, exact=False, split=SPLIT,
+                 coarse_dofs=None, max_levels=MAX_LEVELS, exact=False, split=SPLIT,
                  pieces=None, keep_levels=False):
         comm = V.mesh.comm
         self.comm = comm
         pieces = PIECES if pieces is None else pieces
+        coarse_dofs = COARSE_DOFS if coarse_dofs is None else coarse_dofs
         h = np.asarray(spacing, dtype=float)
         cells, lattice, node_ijk = fine_cells(V, h)
         fine_bcs = np.unique(np.concatenate([bc.dof_indices()[0] for bc in bcs])).astype(np.int64)
