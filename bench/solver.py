@@ -34,6 +34,7 @@ POISSON, STRAIN = 0.3, -0.01
 # benchmark-only variants of a method: name -> (method, fem.solve.multigrid switches)
 VARIANTS = {"matfree-cells": ("matfree", {"PIECES": False}),    # one coarse element per cell
             "matfree-c5k": ("matfree", {"COARSE_DOFS": 5000}),   # coarsest < 5,000 DOF (until 8 Dec 2026)
+            "matfree-c30k": ("matfree", {"COARSE_DOFS": 30000}),
             "matfree-c50k": ("matfree", {"COARSE_DOFS": 50000}),
             "matfree-c100k": ("matfree", {"COARSE_DOFS": 100000})}   # coarsest sizes compared
 

@@ -212,8 +212,9 @@ def test_operators_equal_assembled_and_galerkin(test, exact, specimen):
 
 
 def test_coarsest_level_is_the_first_below_coarse_dofs(monkeypatch):
-    """The hierarchy coarsens until a level has fewer DOF than fem.solve.multigrid.COARSE_DOFS
-    (read when the solver is built, so benchmarks can vary it) and factors that level."""
+    """The hierarchy coarsens until a level has fewer DOF than its limit (COARSE_DOFS if set,
+    read when the solver is built so benchmarks can vary it; else 30 sqrt(fine DOF) within
+    [5 k, 30 k]) and factors that level."""
     from mpi4py import MPI
 
     from fem.mesh.distribute import create_dolfinx_mesh
@@ -240,6 +241,18 @@ def test_coarsest_level_is_the_first_below_coarse_dofs(monkeypatch):
     monkeypatch.setattr(multigrid, "COARSE_DOFS", 10 ** 9)
     mg = multigrid.VoxelMultigrid(s.V, grid.spacing, E[original], 0.3, s.bcs, "uniaxial", pins)
     assert mg.levels == 2
+    # by default the limit is COARSE_SCALE sqrt(fine DOF), at least COARSE_MIN
+    monkeypatch.setattr(multigrid, "COARSE_DOFS", None)
+    monkeypatch.setattr(multigrid, "COARSE_MIN", 10)
+    dofs = multigrid.VoxelMultigrid(s.V, grid.spacing, E[original], 0.3, s.bcs, "uniaxial",
+                                    pins).level_dofs()
+    limit = multigrid.COARSE_SCALE * np.sqrt(dofs[0])
+    assert dofs[-1] < limit <= dofs[-2], (limit, dofs)
+    assert multigrid.coarse_limit(10 ** 6) == 30000
+    assert multigrid.coarse_limit(4 * 10 ** 5) == int(30 * np.sqrt(4e5))
+    assert multigrid.coarse_limit(10 ** 8) == multigrid.COARSE_MAX
+    monkeypatch.setattr(multigrid, "COARSE_MIN", 5000)
+    assert multigrid.coarse_limit(10 ** 4) == 5000
 
 
 def test_multigrid_breakdown_falls_back_to_the_assembled_solver(monkeypatch):

@@ -5,7 +5,7 @@ operator is applied element by element (fem.solve.voxel_kernel) and never
 assembled, as in ParOSol and Faim. CG is preconditioned by a multigrid W-cycle on the
 voxel hierarchy (fem.solve.voxel_levels): coarse boxes of twice the edge, trilinear
 transfers (fem.solve.transfer), Chebyshev/Jacobi smoothing on every level, and a
-direct solve (CHOLMOD, else MUMPS) of the coarsest level (< 30,000 DOF). Level 1 is
+direct solve (CHOLMOD, else MUMPS) of the coarsest level (< 30 sqrt(fine DOF), 5-30 k). Level 1 is
 rediscretised with the mean modulus of each box's eight children (``exact=False``, the
 default) or is their exact Galerkin product (``exact=True``); deeper levels are the exact
 Galerkin products of the level below (docs/benchmark.md measures the choices). The memory is a few vectors, the connectivity and the parent indices of the transfers,
@@ -32,13 +32,26 @@ from fem.solve import memory, transfer, voxel_kernel
 from fem.solve.voxel_levels import (CoarseLevel, Constraints, boundary_dofs, element_matrices,
                                     first_coarse, next_coarse, node_holders)
 
-# Coarsen until the coarsest level has fewer DOF than this; it is factored (CHOLMOD) and
-# solved 2^(levels - 1) times per iteration by the W-cycle. On real bone the smallest
-# levels' coarse spaces are poor: stopping before them (a coarsest level of 6-30 k DOF
-# instead of 1-5 k) cuts CG iterations by up to 3x at a factorisation that costs less
-# than a second; larger coarsest levels cost more to factor than they save
-# (docs/benchmark.md, "The coarsest level").
-COARSE_DOFS = 30000
+# Coarsen until a level has fewer DOF than COARSE_SCALE x sqrt(fine DOF), within
+# [COARSE_MIN, COARSE_MAX]; that level is factored (CHOLMOD) and solved 2^(levels - 1)
+# times per iteration by the W-cycle. On real bone the smallest levels' coarse spaces are
+# poor: stopping before them cuts CG iterations by up to 2.4x. The factorisation's cost
+# grows about as the square of the coarsest level's DOF and an iteration's as the fine
+# DOF, so the limit grows with the square root (the 5 k of old below 28 k fine DOF, 30 k
+# at 1 M); the cap keeps the factor, held on every rank, small next to the rest
+# (docs/benchmark.md, "The coarsest level"). COARSE_DOFS, when set, is a fixed limit
+# instead (benchmarks).
+COARSE_SCALE = 30.0
+COARSE_MIN = 5000
+COARSE_MAX = 30000
+COARSE_DOFS = None
+
+
+def coarse_limit(fine_dofs: int) -> int:
+    """The DOF below which a level is the coarsest, for a fine level of ``fine_dofs``."""
+    if COARSE_DOFS is not None:
+        return int(COARSE_DOFS)
+    return int(np.clip(COARSE_SCALE * np.sqrt(fine_dofs), COARSE_MIN, COARSE_MAX))
 MAX_LEVELS = 10
 # Coarse levels with split coarse nodes (fem.solve.coarse_pieces), and above level 1 one
 # coarse element per connected piece of a cell (PIECES): docs/benchmark.md measures them
@@ -305,7 +318,8 @@ class VoxelMultigrid:
     modulus_cells : (n_local_cells,) element moduli, MPa
     bcs : the DOLFINx DirichletBCs of the load case (fem.solve.loadcases)
     test : "uniaxial" or "axial"; pins : (2, 3) pin coordinates, mm (uniaxial)
-    coarse_dofs : coarsen until a level has fewer DOF than this (solved directly)
+    coarse_dofs : coarsen until a level has fewer DOF than this (solved directly);
+        default :func:`coarse_limit` of the fine level's DOF
     exact : level 1 as the exact Galerkin product of the voxels (8 moduli per element)
         instead of rediscretised with their mean modulus; elements with a constrained
         child are exact either way
@@ -327,13 +341,14 @@ class VoxelMultigrid:
         comm = V.mesh.comm
         self.comm = comm
         pieces = PIECES if pieces is None else pieces
-        coarse_dofs = COARSE_DOFS if coarse_dofs is None else coarse_dofs
         h = np.asarray(spacing, dtype=float)
         cells, lattice, node_ijk = fine_cells(V, h)
         fine_bcs = np.unique(np.concatenate([bc.dof_indices()[0] for bc in bcs])).astype(np.int64)
         imap = V.dofmap.index_map
         ke = voxel_kernel.hex_stiffness(h, poisson)[None]
         self.fine = LevelOperator(imap, [(cells, np.asarray(modulus_cells, float)[:, None], ke)], fine_bcs)
+        if coarse_dofs is None:
+            coarse_dofs = coarse_limit(3 * imap.size_global)
         pins_ijk = None if pins is None else np.rint(np.asarray(pins) / h).astype(np.int64)
 
         # Coarse levels from the gathered fine voxels (every rank the same).
