@@ -45,13 +45,6 @@ COARSE_SCALE = 30.0
 COARSE_MIN = 5000
 COARSE_MAX = 30000
 COARSE_DOFS = None
-
-
-def coarse_limit(fine_dofs: int) -> int:
-    """The DOF below which a level is the coarsest, for a fine level of ``fine_dofs``."""
-    if COARSE_DOFS is not None:
-        return int(COARSE_DOFS)
-    return int(np.clip(COARSE_SCALE * np.sqrt(fine_dofs), COARSE_MIN, COARSE_MAX))
 MAX_LEVELS = 10
 # Coarse levels with split coarse nodes (fem.solve.coarse_pieces), and above level 1 one
 # coarse element per connected piece of a cell (PIECES): docs/benchmark.md measures them
@@ -81,6 +74,13 @@ OPTIONS = {
     "mg_coarse_redundant_pc_factor_mat_solver_type":
         "cholmod" if PETSc.Sys.hasExternalPackage("cholmod") else "mumps",
 }
+
+
+def coarse_limit(fine_dofs: int) -> int:
+    """The DOF below which a level is the coarsest, for a fine level of ``fine_dofs``."""
+    if COARSE_DOFS is not None:
+        return int(COARSE_DOFS)
+    return int(np.clip(COARSE_SCALE * np.sqrt(fine_dofs), COARSE_MIN, COARSE_MAX))
 
 
 class LevelOperator:

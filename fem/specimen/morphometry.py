@@ -402,12 +402,10 @@ def _inside_volume(field, s) -> float:
     volume 0.5 + d / w, clipped to [0, 1], with w = sum_i |n_i| h_i the voxel's extent
     along the normal n. Far from the surface (|d| > w / 2) the voxel is wholly in or out."""
     grad = np.gradient(field, *s)
-    norm = np.sqrt(sum(g * g for g in grad))
-    safe = np.maximum(norm, 1e-12)
-    width = sum(np.abs(g) / safe * h for g, h in zip(grad, s))
-    width = np.where(norm > 1e-12, width, float(s.min()))
-    inside = np.where(norm > 1e-12, 0.5 + (field - 0.5) / safe / width, np.sign(field - 0.5) * np.inf)
-    return float(np.clip(inside, 0.0, 1.0).sum() * np.prod(s))
+    norm = np.maximum(np.sqrt(sum(g * g for g in grad)), 1e-12)
+    # sum_i |n_i| h_i >= min h for a unit normal; where the field is flat, any width does
+    width = np.maximum(sum(np.abs(g) * h for g, h in zip(grad, s)) / norm, s.min())
+    return float(np.clip(0.5 + (field - 0.5) / (norm * width), 0.0, 1.0).sum() * np.prod(s))
 
 
 # --- everything at once ------------------------------------------------------------
